@@ -1,0 +1,32 @@
+"""Label-set cross entropy (Eq. 2 of Parulekar, Kanwat et al., BIOIMAGING 2024)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from ._label_space import EPS, label_space
+
+__all__ = ["labelset_crossentropy"]
+
+
+def labelset_crossentropy(*, eps: float = EPS):
+    """Per-pixel ``-w_k log(sum_{j in S_k} y_j)`` for the pixel's label ``k``.
+
+    ``S_k`` is the leaf set of the label in the sample's own cut, ``y`` the full softmax
+    (not renormalised over the dataset's labels), ``w_k`` the label's weight. With the
+    identity cut this equals StarDist's ``weighted_categorical_crossentropy``.
+
+    Returns
+    -------
+    callable
+        Keras loss ``loss(y_true, y_pred) -> (B, H, W)``; ignored pixels give 0.
+    """
+
+    def labelset_ce(y_true, y_pred):
+        ls = label_space(y_true, y_pred)
+        w = tf.reshape(ls.w, tf.concat([tf.shape(ls.w)[:1], tf.ones([len(ls.t.shape) - 2], tf.int32),
+                                        tf.shape(ls.w)[-1:]], 0))
+        logp = tf.math.log(tf.clip_by_value(ls.p, eps, 1.0 - eps))
+        return -tf.reduce_sum(w * ls.t * logp, axis=-1)
+
+    return labelset_ce

@@ -1,0 +1,1 @@
+"""StarDist models with hierarchy-aware class heads (TensorFlow)."""

@@ -1,0 +1,156 @@
+"""Every coupling to StarDist's internals lives here (stardist 0.9.2).
+
+StarDist builds its training data generator and its losses inside ``train`` and
+``prepare_for_training`` without hooks. This module provides the three seams that
+stardist-hier needs, each tested in ``tests/models/test_stardist_seams.py``:
+
+1. :class:`StarDistData2DHier`: StarDist's own ``StarDistData2D`` run without classes,
+   with its ``batch`` hook (index choice: where the dataset switch happens) and its
+   augmenter (to see the final label patch), plus our class target.
+2. :func:`compile_with_class_loss`: ``prepare_for_training`` with the third loss (the
+   class head's) replaced, by intercepting the one ``compile`` call it makes.
+3. :func:`fit`: the body of ``StarDist2D.train`` after data preparation, using our
+   generator.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import stardist
+from csbdeep.utils.tf import CARETensorBoardImage, IS_KERAS_3_PLUS
+from stardist.models.base import StarDistBase, _tf_version_at_least
+from stardist.models.model2d import StarDistData2D
+
+from ..targets import class_target
+
+__all__ = ["SUPPORTED_STARDIST", "StarDistData2DHier", "compile_with_class_loss", "fit"]
+
+#: StarDist versions whose internals this module was written against and tested with.
+SUPPORTED_STARDIST = ("0.9.2",)
+
+
+def check_stardist_version():
+    if stardist.__version__ not in SUPPORTED_STARDIST:
+        raise ImportError(
+            f"stardist-hier supports stardist {', '.join(SUPPORTED_STARDIST)}, found {stardist.__version__}; "
+            f"install the supported version (pip install 'stardist=={SUPPORTED_STARDIST[-1]}')")
+
+
+class StarDistData2DHier(StarDistData2D):
+    """StarDist's 2D training data with the hierarchical class target.
+
+    Parameters
+    ----------
+    X, Y : sequences of arrays
+        Images and instance label images (negative: ignore regions).
+    cuts : sequence of :class:`~stardist_hier.targets.ImageCut`
+        One per image.
+    sampler : callable, optional
+        ``sampler(i) -> indices`` of the images of batch ``i``; default StarDist's rolling
+        permutation. The dataset-switching training schedule plugs in here.
+    **kwargs
+        Passed to ``StarDistData2D`` (``n_classes`` and ``classes`` are not accepted).
+    """
+
+    def __init__(self, X, Y, cuts, *, sampler=None, **kwargs):
+        for k in ("n_classes", "classes"):
+            kwargs.pop(k, None)
+        super().__init__(X, Y, n_classes=None, classes=None, **kwargs)
+        if len(cuts) != len(X):
+            raise ValueError(f"got {len(cuts)} cuts for {len(X)} images")
+        self.cuts = list(cuts)
+        self.sampler = sampler
+        self._local = threading.local()
+        user_augmenter = self.augmenter
+
+        def _capturing_augmenter(x, y):
+            x, y = user_augmenter(x, y)
+            self._local.patches.append(y)
+            return x, y
+
+        self.augmenter = _capturing_augmenter
+
+    def batch(self, i):
+        idx = super().batch(i) if self.sampler is None else np.asarray(self.sampler(i))
+        self._local.idx = idx
+        return idx
+
+    def __getitem__(self, i):
+        self._local.patches = []
+        inputs, (prob, dist) = super().__getitem__(i)
+        idx, patches = self._local.idx, self._local.patches
+        sub = self.ss_grid[1:3]
+        cls = np.stack([class_target(y[self.b][sub], self.cuts[k]) for y, k in zip(patches, idx)])
+        return inputs, type(inputs)((prob, dist, cls))
+
+
+def compile_with_class_loss(model, class_loss, optimizer=None):
+    """Run StarDist's ``prepare_for_training`` with ``class_loss`` for the class head.
+
+    StarDist compiles with ``loss=[prob_loss, dist_loss, class_loss]``; the third entry
+    is replaced, everything else (loss weights, metrics, callbacks) stays StarDist's.
+    """
+    keras_model = model.keras_model
+    original = keras_model.compile
+    seen = {}
+
+    def compile(optimizer, loss, **kwargs):
+        if not (isinstance(loss, (list, tuple)) and len(loss) == 3):
+            raise RuntimeError("StarDist's prepare_for_training no longer compiles three losses: "
+                               "stardist_hier._stardist_compat needs updating")
+        seen["ok"] = True
+        return original(optimizer, loss=[loss[0], loss[1], class_loss], **kwargs)
+
+    object.__setattr__(keras_model, "compile", compile)
+    try:
+        StarDistBase.prepare_for_training(model, optimizer)
+    finally:
+        object.__delattr__(keras_model, "compile")
+    if not seen:
+        raise RuntimeError("StarDist's prepare_for_training did not compile the model")
+
+
+def fit(model, data_train, data_val, *, epochs, steps_per_epoch, callbacks=(), verbose=1):
+    """``StarDist2D.train`` after its data preparation, with our generators."""
+    config = model.config
+    if config.train_tensorboard and model.basedir is not None and \
+            not any(isinstance(cb, CARETensorBoardImage) for cb in model.callbacks):
+        from csbdeep.utils import axes_dict
+
+        _n = min(3, config.n_rays)
+        channel = axes_dict(config.axes)["C"]
+        output_slices = [[slice(None)] * 4, [slice(None)] * 4, [slice(None)] * 4]
+        output_slices[1][1 + channel] = slice(0, (config.n_rays // _n) * _n, config.n_rays // _n)
+        _n = min(3, config.n_classes)
+        output_slices[2][1 + channel] = slice(1, 1 + (config.n_classes // _n) * _n, config.n_classes // _n)
+        model.callbacks.append(CARETensorBoardImage(
+            model=model.keras_model, data=data_val, log_dir=str(model.logdir / "logs" / "images"),
+            n_images=3, prob_out=False, output_slices=output_slices))
+    fit_kwargs = {}
+    if _tf_version_at_least("2.2.0"):
+        fit_kwargs["validation_batch_size"] = config.train_batch_size
+    history = model.keras_model.fit(iter(data_train), validation_data=data_val, epochs=epochs,
+                                    steps_per_epoch=steps_per_epoch,
+                                    callbacks=list(model.callbacks) + list(callbacks), verbose=verbose,
+                                    **fit_kwargs)
+    model._training_finished()
+    return history
+
+
+def data_kwargs(config, workers=1):
+    """The keyword arguments StarDist passes to its data generator."""
+    kw = dict(
+        n_rays=config.n_rays,
+        patch_size=config.train_patch_size,
+        grid=config.grid,
+        shape_completion=config.train_shape_completion,
+        b=config.train_completion_crop,
+        use_gpu=config.use_gpu,
+        foreground_prob=config.train_foreground_only,
+        sample_ind_cache=config.train_sample_cache,
+    )
+    if IS_KERAS_3_PLUS:
+        kw["keras_kwargs"] = dict(workers=workers, use_multiprocessing=workers > 1)
+    return kw

@@ -1,0 +1,338 @@
+"""``Config2DHier`` and ``StarDist2DHier``: StarDist2D with a hierarchy-aware class head."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from stardist.models import Config2D, StarDist2D
+
+from .. import classify
+from ..losses import REGISTRY, build_class_loss
+from ..targets import encode_image
+from ..tree import ClassTree, LabelSet, LabelSetError
+from . import _stardist_compat as compat
+
+__all__ = ["Config2DHier", "StarDist2DHier"]
+
+_HIER_DEFAULTS = dict(
+    hier_tree=None,
+    train_class_loss={"ce": 1.0, "focal_tversky": 1.0},
+    train_class_loss_options={"focal_tversky": {"alpha": 0.7, "gamma": 0.75, "form": "pixel"}},
+    predict_class_aggregate="mean",
+)
+
+
+class Config2DHier(Config2D):
+    """Configuration of a :class:`StarDist2DHier` model.
+
+    All of :class:`stardist.models.Config2D`, plus:
+
+    Parameters
+    ----------
+    tree : ClassTree, dict or None
+        The class tree; its leaves are the model's classes (``n_classes`` is derived
+        from it). ``None`` with ``n_classes=None``: segmentation only. ``None`` with an
+        integer ``n_classes``: a flat tree ``nucleus -> class_1 .. class_n`` (this is how a
+        plain StarDist2D model folder loads).
+    **kwargs
+        Any ``Config2D`` attribute, and the attributes below.
+
+    Attributes
+    ----------
+    hier_tree : dict
+        The tree as nested mappings (plain JSON in ``config.json``).
+    train_class_loss : dict
+        ``{loss name: positive weight}``; names from :data:`stardist_hier.losses.REGISTRY`.
+        Default ``{"ce": 1, "focal_tversky": 1}``: the paper's positive combination of the
+        label-set cross entropy and focal Tversky loss.
+    train_class_loss_options : dict
+        ``{loss name: {option: value}}``. Default focal Tversky ``alpha=0.7, gamma=0.75,
+        form="pixel"`` (Eq. 4 as written: additive over pixels, so batches mixing
+        datasets combine exactly; use ``"region"`` for the per-image form).
+    predict_class_aggregate : {"mean", "center"}
+        How an instance's class probabilities are formed: mean over its pixels
+        (default) or StarDist's value at the centre pixel.
+    """
+
+    def __init__(self, tree=None, axes="YX", n_rays=32, n_channel_in=1, grid=(1, 1), n_classes=None,
+                 backbone="unet", **kwargs):
+        ours = {k: kwargs.pop(k) for k in list(kwargs) if k in _HIER_DEFAULTS}
+        if tree is None:
+            tree = ours.get("hier_tree")
+        if tree is None and n_classes is not None:
+            tree = {"nucleus": {f"class_{i}": None for i in range(1, int(n_classes) + 1)}}
+        if tree is not None:
+            tree = tree if isinstance(tree, ClassTree) else ClassTree.from_dict(tree)
+            if n_classes is not None and int(n_classes) != tree.n_classes:
+                raise ValueError(f"n_classes={n_classes} does not match the tree's {tree.n_classes} leaves")
+            n_classes = tree.n_classes
+        super().__init__(axes=axes, n_rays=n_rays, n_channel_in=n_channel_in, grid=grid,
+                         n_classes=n_classes, backbone=backbone, **kwargs)
+        for k, v in _HIER_DEFAULTS.items():
+            setattr(self, k, ours.get(k, _copy(v)))
+        self.hier_tree = None if tree is None else tree.to_dict()
+
+    @property
+    def tree(self):
+        return None if self.hier_tree is None else ClassTree.from_dict(self.hier_tree)
+
+    def is_valid(self, return_invalid=False):
+        ok, invalid = super().is_valid(return_invalid=True)
+        invalid = list(invalid)
+        try:
+            if self.hier_tree is not None:
+                ClassTree.from_dict(self.hier_tree)
+        except ValueError:
+            invalid.append("hier_tree")
+        if not (isinstance(self.train_class_loss, dict) and self.train_class_loss
+                and all(k in REGISTRY and isinstance(v, numbers.Real) and v > 0
+                        for k, v in self.train_class_loss.items())):
+            invalid.append("train_class_loss")
+        if not isinstance(self.train_class_loss_options, dict) or \
+                any(k not in self.train_class_loss for k in self.train_class_loss_options):
+            invalid.append("train_class_loss_options")
+        if self.predict_class_aggregate not in ("mean", "center"):
+            invalid.append("predict_class_aggregate")
+        return (len(invalid) == 0, tuple(invalid)) if return_invalid else len(invalid) == 0
+
+
+def _copy(v):
+    return {k: _copy(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+
+_DEFAULT_CONFIG = object()
+
+
+class StarDist2DHier(StarDist2D):
+    """StarDist2D whose class head is trained with label sets on a class tree.
+
+    A drop-in replacement for :class:`stardist.models.StarDist2D` (same constructor,
+    ``train``, ``predict_instances``, ``optimize_thresholds``, model folder). Differences:
+
+    * ``train`` accepts, per image, a :class:`~stardist_hier.LabelSet` and instance
+      classes given as that set's label names or codes; one batch may mix datasets.
+    * ``predict_instances`` decides classes from probabilities averaged over each
+      instance's pixels and adds the probability of every tree node, the class at
+      any label set, and optional abstention to an ancestor node.
+    """
+
+    def __init__(self, config=_DEFAULT_CONFIG, name=None, basedir="."):
+        if config is _DEFAULT_CONFIG:
+            config = Config2DHier()
+        super().__init__(config, name=name, basedir=basedir)
+        compat.check_stardist_version()
+
+    @property
+    def _config_class(self):
+        return Config2DHier
+
+    @property
+    def tree(self) -> ClassTree | None:
+        """The model's class tree (``None`` for a segmentation-only model)."""
+        return self.config.tree
+
+    # ------------------------------------------------------------------ training
+    def prepare_for_training(self, optimizer=None):
+        """StarDist's preparation, with the hierarchical class loss (see ``Config2DHier``)."""
+        if not self._is_multiclass():
+            return super().prepare_for_training(optimizer)
+        loss = build_class_loss(self.config.train_class_loss, self.config.train_class_loss_options)
+        compat.compile_with_class_loss(self, loss, optimizer)
+        self._model_prepared = True
+
+    def train(self, X, Y, validation_data, classes="auto", augmenter=None, seed=None, epochs=None,
+              steps_per_epoch=None, workers=1, *, label_sets=None, callbacks=(), sampler=None, verbose=1):
+        """Train on images whose nuclei are labelled with (possibly different) label sets.
+
+        Parameters
+        ----------
+        X, Y : sequences of arrays
+            Images ``(H, W)`` or ``(H, W, C)`` and instance label images ``(H, W)``
+            (0 background, negative values: ignore regions).
+        validation_data : tuple
+            ``(X, Y)``, ``(X, Y, classes)`` or ``(X, Y, classes, label_sets)``.
+        classes : sequence of dict or "auto"
+            Per image ``{instance id: label}``, the label a name or integer code of the
+            image's label set, ``None`` to ignore the nucleus. ``"auto"``: every nucleus
+            gets the root label (segmentation-only data).
+        label_sets : LabelSet or sequence of LabelSet, optional
+            The label set of every image (or one for all). Default: the identity cut,
+            whose codes are the class indices 1..n_classes (StarDist's convention).
+        augmenter, seed, epochs, steps_per_epoch, workers
+            As in :meth:`stardist.models.StarDist2D.train`.
+        callbacks : sequence of Keras callbacks
+            Added to StarDist's own callbacks.
+        sampler : callable, optional
+            ``sampler(i) -> image indices of batch i`` (see :mod:`stardist_hier.training`).
+
+        Raises
+        ------
+        ValueError, LabelSetError
+            Before any training: inconsistent lengths or shapes, NaN or infinite
+            images, non-integer label images, labels missing from the label set.
+        """
+        if not self._is_multiclass():
+            return super().train(X, Y, validation_data, classes=classes, augmenter=augmenter, seed=seed,
+                                 epochs=epochs, steps_per_epoch=steps_per_epoch, workers=workers)
+        if seed is not None:
+            np.random.seed(seed)
+        epochs = self.config.train_epochs if epochs is None else epochs
+        steps_per_epoch = self.config.train_steps_per_epoch if steps_per_epoch is None else steps_per_epoch
+
+        if not isinstance(validation_data, (list, tuple)) or len(validation_data) not in (2, 3, 4):
+            raise ValueError("validation_data must be (X, Y), (X, Y, classes) or (X, Y, classes, label_sets)")
+        vX, vY = validation_data[0], validation_data[1]
+        vclasses = validation_data[2] if len(validation_data) > 2 else "auto"
+        vsets = validation_data[3] if len(validation_data) > 3 else label_sets
+        cuts = self.encode(X, Y, classes, label_sets, what="training")
+        vcuts = self.encode(vX, vY, vclasses, vsets, what="validation")
+        self._check_patch_size()
+
+        if not self._model_prepared:
+            self.prepare_for_training()
+        kw = compat.data_kwargs(self.config, workers)
+        n_take = self.config.train_n_val_patches if self.config.train_n_val_patches is not None else len(vX)
+        data_val = compat.StarDistData2DHier(vX, vY, vcuts, batch_size=n_take, length=1, **kw)[0]
+        self.data_train = compat.StarDistData2DHier(X, Y, cuts, sampler=sampler,
+                                                    batch_size=self.config.train_batch_size,
+                                                    augmenter=augmenter, length=epochs * steps_per_epoch, **kw)
+        return compat.fit(self, self.data_train, data_val, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                          callbacks=callbacks, verbose=verbose)
+
+    def encode(self, X, Y, classes, label_sets, *, what="training"):
+        """Validate images, label images and classes; return one cut per image.
+
+        See :meth:`train` for the arguments. Raises before any training starts.
+        """
+        tree = self.tree
+        n = len(X)
+        if n == 0:
+            raise ValueError(f"{what} data is empty")
+        if len(Y) != n:
+            raise ValueError(f"{what} data: {n} images but {len(Y)} label images")
+        if isinstance(label_sets, LabelSet) or label_sets is None:
+            sets = [label_sets] * n
+        else:
+            sets = list(label_sets)
+            if len(sets) != n:
+                raise ValueError(f"{what} data: {n} images but {len(sets)} label sets")
+        if isinstance(classes, str):
+            if classes != "auto":
+                raise ValueError(f"classes={classes!r}: only 'auto' is supported as a string")
+            classes = [None] * n
+        elif len(classes) != n:
+            raise ValueError(f"{what} data: {n} images but {len(classes)} class dicts")
+        identity = LabelSet.leaves_of(tree, name="leaves")
+        root = LabelSet.root(tree)
+        cin = self.config.n_channel_in
+        leaf_w = np.asarray(self.config.train_class_weights, np.float32)
+        cuts = []
+        for i in range(n):
+            where = f"{what} image {i}"
+            x, y = np.asarray(X[i]), np.asarray(Y[i])
+            if y.ndim != 2:
+                raise ValueError(f"{where}: label image must be 2D (H, W), got shape {y.shape}")
+            if not np.issubdtype(y.dtype, np.integer):
+                raise ValueError(f"{where}: label image must have an integer dtype, got {y.dtype}")
+            if x.shape[:2] != y.shape or x.ndim not in (2, 3) or (x.ndim == 2 and cin != 1) or \
+                    (x.ndim == 3 and x.shape[-1] != cin):
+                raise ValueError(f"{where}: image shape {x.shape} does not fit label shape {y.shape} "
+                                 f"with n_channel_in={cin}")
+            if not np.all(np.isfinite(x)):
+                raise ValueError(f"{where}: image contains NaN or infinite values")
+            ls = sets[i]
+            cls = classes[i]
+            if cls is None:
+                ls, cls = root, {int(j): tree.root for j in np.unique(y[y > 0])}
+            elif ls is None:
+                ls = identity
+            if not isinstance(ls, LabelSet):
+                raise TypeError(f"{where}: label set must be a LabelSet, got {type(ls).__name__}")
+            if ls.tree != tree:
+                raise LabelSetError(f"{where}: label set {ls.name!r} is defined on another class tree")
+            cuts.append(encode_image(y, cls, ls, leaf_weights=leaf_w, where=where))
+        return cuts
+
+    def _check_patch_size(self):
+        axes = self.config.axes.replace("C", "")
+        b = self.config.train_completion_crop if self.config.train_shape_completion else 0
+        for p, d, a in zip(self.config.train_patch_size, self._axes_div_by(axes), axes):
+            if (p - 2 * b) % d != 0:
+                raise ValueError(f"'train_patch_size' must be divisible by {d} along axis '{a}'")
+
+    # ---------------------------------------------------------------- prediction
+    def _instances_from_prediction(self, img_shape, prob, dist, points=None, prob_class=None, prob_thresh=None,
+                                   nms_thresh=None, overlap_label=None, return_labels=True, scale=None,
+                                   **nms_kwargs):
+        aggregate = prob_class is not None and self.config.predict_class_aggregate == "mean"
+        labels, res = super()._instances_from_prediction(
+            img_shape, prob, dist, points=points, prob_class=prob_class, prob_thresh=prob_thresh,
+            nms_thresh=nms_thresh, overlap_label=overlap_label, return_labels=return_labels or aggregate,
+            scale=scale, **nms_kwargs)
+        if prob_class is None:
+            return labels, res
+        center = np.asarray(res["class_prob"])
+        if aggregate:
+            if points is None:  # dense: every grid pixel
+                grid = np.indices(prob_class.shape[:2]).reshape(2, -1).T
+                coords = grid * np.asarray(self.config.grid)
+                values = np.asarray(prob_class).reshape(-1, prob_class.shape[-1])
+            else:  # sparse: the candidate pixels above prob_thresh
+                coords, values = np.asarray(points), np.asarray(prob_class)
+            if scale is not None:
+                coords = coords / np.array([scale["Y"], scale["X"]])
+            coords = np.round(coords).astype(np.int64)
+            res["class_prob"] = classify.aggregate_instance_probabilities(
+                labels, coords, values, len(center), fallback=center)
+        self._add_tree_outputs(res)
+        return (labels if return_labels else None), res
+
+    def _add_tree_outputs(self, res):
+        tree = self.tree
+        p = np.asarray(res["class_prob"])
+        res["class_id"], res["class_name"] = classify.leaf_decisions(p, tree)
+        res["node_prob"] = tree.node_probabilities(p) if len(p) else np.zeros((0, len(tree.nodes) + 1), np.float32)
+        res["node_names"] = tree.node_names()
+
+    def predict_instances(self, img, *args, label_sets=None, abstain=None, **kwargs):
+        """StarDist's ``predict_instances``, plus class decisions on the tree.
+
+        Parameters
+        ----------
+        img, *args, **kwargs
+            As in :meth:`stardist.models.StarDist2D.predict_instances`.
+        label_sets : LabelSet or sequence of LabelSet, optional
+            Also decide every instance's label at these label sets (cuts), by summed
+            leaf probabilities: ``res["labels"][name]`` (names) and
+            ``res["label_probs"][name]`` (background + one column per label).
+        abstain : float, optional
+            Threshold in (0, 1]: ``res["class_node"]`` holds the deepest node on the
+            most probable leaf's path whose probability (given a nucleus) reaches it.
+
+        Returns
+        -------
+        labels, res
+            As StarDist, with ``res`` also holding ``class_prob`` (mean over the
+            instance's pixels), ``class_id`` and ``class_name`` (most probable leaf),
+            ``node_prob`` and ``node_names`` (every tree node; column 0 background).
+        """
+        out = super().predict_instances(img, *args, **kwargs)
+        if not self._is_multiclass():
+            return out
+        labels, res = out[0] if kwargs.get("return_predict") else out
+        self.decide(res, label_sets=label_sets, abstain=abstain)
+        return out
+
+    def decide(self, res, *, label_sets=None, abstain=None):
+        """Add label-set decisions and abstention to a ``predict_instances`` result dict."""
+        if label_sets is not None:
+            sets = [label_sets] if isinstance(label_sets, LabelSet) else list(label_sets)
+            res["labels"], res["label_probs"] = {}, {}
+            for ls in sets:
+                if not isinstance(ls, LabelSet) or ls.tree != self.tree:
+                    raise LabelSetError(f"label_sets: {ls!r} is not a LabelSet on the model's tree")
+                res["labels"][ls.name], res["label_probs"][ls.name] = classify.label_decisions(res["class_prob"], ls)
+        if abstain is not None:
+            res["class_node"] = classify.abstain_to_ancestor(res["class_prob"], self.tree, abstain)
+        return res
