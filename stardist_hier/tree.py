@@ -126,6 +126,8 @@ class ClassTree:
         """
         if not isinstance(d, Mapping):
             raise TreeError(f"class tree must be a mapping, got {type(d).__name__}")
+        if len(d) == 0:
+            raise TreeError("class tree is empty: it needs a root and at least one leaf")
         if set(d.keys()) == {"parents"} and isinstance(d["parents"], Mapping):
             return cls(d["parents"])
         if len(d) != 1:
