@@ -285,11 +285,14 @@ class ClassTree:
         ``nodes[r-1]`` with ones at the class indices of its leaves. Multiplying leaf
         probabilities by its transpose gives the probability of every node.
         """
-        m = np.zeros((len(self._nodes) + 1, self.n_classes + 1), np.float32)
-        m[0, 0] = 1
-        for r, n in enumerate(self._nodes, start=1):
-            m[r, list(self.leaf_indices(n))] = 1
-        return m
+        if getattr(self, "_node_matrix", None) is None:
+            m = np.zeros((len(self._nodes) + 1, self.n_classes + 1), np.float32)
+            m[0, 0] = 1
+            for r, n in enumerate(self._nodes, start=1):
+                m[r, list(self.leaf_indices(n))] = 1
+            m.setflags(write=False)
+            self._node_matrix = m
+        return self._node_matrix
 
     def node_names(self) -> tuple:
         """Row names of :meth:`node_matrix`: ``("background",) + nodes``."""

@@ -130,7 +130,11 @@ class StarDist2DHier(StarDist2D):
     @property
     def tree(self) -> ClassTree | None:
         """The model's class tree (``None`` for a segmentation-only model)."""
-        return self.config.tree
+        cached = getattr(self, "_tree_cache", None)
+        if cached is None or cached[0] is not self.config.hier_tree:
+            cached = (self.config.hier_tree, self.config.tree)
+            self._tree_cache = cached
+        return cached[1]
 
     # ------------------------------------------------------------------ training
     def prepare_for_training(self, optimizer=None):
