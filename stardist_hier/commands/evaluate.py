@@ -1,0 +1,385 @@
+"""``stardist-hier evaluate``: score a folder of predicted label images against ground truth.
+
+Both folders hold label images (``.tif``/``.tiff``, ``.npy``, ``.png``) paired by file
+stem, optionally with a class file ``<stem>.json`` beside each image:
+``{"instance id": "label"}`` for the ground truth (labels of ``--label-set``; ``null``
+or an ignore label marks an ignore region), and ``{"instance id": [leaf
+probabilities]}`` or ``{"instance id": "label or tree node"}`` for the prediction.
+
+Writes to ``--out``: ``summary.md`` and ``summary.csv`` (PQ per convention, per class,
+mPQ), ``detection.csv`` (detection / per-type F1, AJI, AJI+), ``per_image.csv`` and
+``pq_per_class.png``. Everything is computed before anything is written, and each
+file is written under a temporary name and then renamed, so bad input leaves
+``--out`` untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HELP = "Score predicted label images against ground truth: PQ in every convention, F1, AJI, per-class PQ."
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".npy", ".png")
+_CLASS_CONVENTIONS = ("conic", "pannuke", "stardist")  # HoVer-Net defines no class PQ
+
+
+def add_arguments(parser) -> None:
+    from ..metrics import CONVENTIONS
+
+    parser.add_argument("--pred", required=True, type=Path, metavar="DIR", help="folder of predicted label images")
+    parser.add_argument("--gt", required=True, type=Path, metavar="DIR", help="folder of ground-truth label images")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the reports")
+    parser.add_argument("--convention", nargs="+", default=["all"], choices=CONVENTIONS + ("all",),
+                        help="PQ conventions to report (default: all)")
+    parser.add_argument("--label-set", metavar="NAME",
+                        help="label set of the ground-truth class files (e.g. pannuke, consep); needed for class PQ")
+    parser.add_argument("--taxonomy", type=Path, metavar="FILE",
+                        help="taxonomy file (JSON/YAML) instead of the built-in default")
+    parser.add_argument("--levels", action="store_true",
+                        help="also evaluate at every level of the class tree")
+    parser.add_argument("--threshold", type=float, default=0.5, help="IoU threshold of the stardist convention")
+    parser.add_argument("--radius", type=float, default=12.0, help="centroid distance for detection F1 (px)")
+    parser.add_argument("--tissues", type=Path, metavar="FILE",
+                        help='JSON {"stem": "tissue"} for PanNuke\'s tissue averaging')
+
+
+def run(args) -> int:
+    try:
+        files, stdout = _evaluate(args)
+        _write_atomically(Path(args.out), files)
+    except (ValueError, OSError) as e:
+        print(f"stardist-hier evaluate: error: {e}", file=sys.stderr)
+        return 2
+    print(stdout)
+    print(f"wrote {', '.join(sorted(files))} to {args.out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- reading
+def _list_images(folder: Path, role: str) -> dict:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{role} folder not found: {folder}")
+    out = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            if p.stem in out:
+                raise ValueError(f"{role} folder {folder}: {out[p.stem].name} and {p.name} have the same stem")
+            out[p.stem] = p
+    if not out:
+        raise ValueError(f"{role} folder {folder} holds no label images ({', '.join(IMAGE_SUFFIXES)})")
+    return out
+
+
+def read_label_image(path: Path) -> np.ndarray:
+    """Read a 2-D label image from ``.tif``/``.tiff``, ``.npy`` or ``.png``; ``ValueError`` naming the file."""
+    from ..metrics import check_label_image
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        elif suffix in (".tif", ".tiff"):
+            import tifffile
+
+            arr = tifffile.imread(path)
+        elif suffix == ".png":
+            from PIL import Image
+
+            with Image.open(path) as im:
+                arr = np.asarray(im)
+        else:
+            raise ValueError(f"unsupported file type {suffix!r}")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read label image: {e}") from None
+    arr = np.squeeze(arr)
+    if arr.ndim != 2:
+        raise ValueError(f"{path}: expected a 2-D label image, got shape {arr.shape}")
+    return check_label_image(arr, name=str(path))
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read class file: {e}") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected an object {{\"instance id\": ...}}, got {type(d).__name__}")
+    for k in d:
+        if not str(k).isdigit():
+            raise ValueError(f"{path}: key {k!r} is not an instance id")
+    return {int(k): v for k, v in d.items()}
+
+
+def _class_files(folder: Path, stems, role: str):
+    paths = {s: folder / f"{s}.json" for s in stems}
+    present = {s for s, p in paths.items() if p.is_file()}
+    if not present:
+        return None
+    missing = [s for s in stems if s not in present]
+    if missing:
+        raise ValueError(f"{role} folder {folder} has class files for some images but not for {missing[0]} "
+                         f"(expected {paths[missing[0]]})")
+    return [_read_json(paths[s]) for s in stems]
+
+
+def _load(args):
+    from ..metrics.labels import check_same_shape
+
+    gt_files = _list_images(Path(args.gt), "ground-truth")
+    pred_files = _list_images(Path(args.pred), "prediction")
+    for s, p in pred_files.items():
+        if s not in gt_files:
+            raise ValueError(f"prediction {p} has no ground-truth partner {s}.* in {args.gt}")
+    for s, p in gt_files.items():
+        if s not in pred_files:
+            raise ValueError(f"ground truth {p} has no prediction partner {s}.* in {args.pred}")
+    stems = sorted(gt_files)
+    gt, pred = [], []
+    for s in stems:
+        g, p = read_label_image(gt_files[s]), read_label_image(pred_files[s])
+        check_same_shape(g, p, names=(str(gt_files[s]), str(pred_files[s])))
+        gt.append(g)
+        pred.append(p)
+    gcl = _class_files(Path(args.gt), stems, "ground-truth")
+    pcl = _class_files(Path(args.pred), stems, "prediction")
+    return stems, gt, pred, gcl, pcl
+
+
+# ------------------------------------------------------------------------- computing
+def _evaluate(args):
+    """Everything the command writes, as ``{file name: bytes}``, and the text it prints."""
+    from ..metrics import drop_ignored, format_csv, format_markdown
+
+    stems, gt, pred, gcl, pcl = _load(args)
+    notes = []
+    label_set = None
+    if gcl is not None and pcl is not None:
+        label_set = _label_set(args)
+    elif gcl is not None or pcl is not None:
+        notes.append(f"class files only in the {'ground-truth' if gcl is not None else 'prediction'} folder: "
+                     "binary metrics only")
+    elif args.label_set or args.levels:
+        notes.append("no class files: binary metrics only")
+    tissues = _tissues(args.tissues, stems) if args.tissues else None
+
+    # ground truth labelled None / ignore: drop it and the predictions mostly inside it
+    gt_f, pred_f = gt, pred
+    if label_set is not None:
+        ignored = _check_class_files(args, stems, gt, pred, gcl, pcl, label_set)
+        gt_f, pred_f = zip(*((g2, p2) for g2, p2, _ in map(drop_ignored, gt, pred, ignored)))
+
+    reports, class_reports = _pq_reports(args, gt, pred, gt_f, pred_f, gcl, pcl, label_set, tissues)
+    rows = _tidy(reports, class_reports)
+    per_image = _per_image_rows(args, stems, gt_f, pred_f, reports, class_reports)
+    det_rows = _detection_rows(args, gt_f, pred_f, gcl, pcl, label_set, per_image)
+
+    md = ["# Evaluation", "", f"- ground truth: `{args.gt}`", f"- prediction: `{args.pred}`",
+          f"- images: {len(stems)}", f"- label set: {label_set.name if label_set is not None else 'none (binary)'}"]
+    md += [f"- note: {n}" for n in notes]
+    for name, skipped in dict((r.label_set, r.skipped) for r in class_reports if r.skipped).items():
+        md.append(f"- {name}: not scored (the ground-truth labels only partly cover them): {', '.join(skipped)}")
+    md += ["", "## Panoptic quality", "",
+           "`binary`: class-agnostic PQ; `class`: PQ of one label; `mean`: mPQ+ (conic) / mPQ (pannuke). "
+           "hovernet: IoU > 0.5, per image then mean (images empty in both skipped); conic: IoU > 0.5, +1e-6, "
+           "classes pooled over images; pannuke: IoU > 0.5, NaN without ground truth, nanmean; "
+           f"stardist: IoU >= {args.threshold}, pooled.", "", format_markdown(rows),
+           "## Detection and AJI", "", format_markdown(det_rows)]
+    files = {
+        "summary.md": "\n".join(md).encode(),
+        "summary.csv": format_csv(rows).encode(),
+        "detection.csv": format_csv(det_rows).encode(),
+        "per_image.csv": format_csv(per_image).encode(),
+        "pq_per_class.png": _plot(reports, [r for r in class_reports if r.depth is None]),
+    }
+    stdout = format_markdown([r for r in rows if r["kind"] in ("binary", "mean")],
+                             columns=("convention", "label_set", "depth", "kind", "label", "pq", "dq", "sq"))
+    return files, stdout
+
+
+def _pq_reports(args, gt, pred, gt_f, pred_f, gcl, pcl, label_set, tissues):
+    """Binary reports (ignore regions dropped) and, with classes, reports at the label set (and levels)."""
+    from ..metrics import CONVENTIONS, evaluate_cut, evaluate_levels, evaluate_pq
+
+    conventions = list(CONVENTIONS) if "all" in args.convention else list(dict.fromkeys(args.convention))
+    reports, class_reports = [], []
+    for c in conventions:
+        opts = {"hovernet": dict(both_empty="skip"), "stardist": dict(threshold=args.threshold),
+                "pannuke": dict(tissues=tissues)}.get(c, {})
+        reports.append(evaluate_pq(list(gt_f), list(pred_f), convention=c, **opts))
+        if label_set is not None and c in _CLASS_CONVENTIONS:
+            kw = dict(label_set=label_set, convention=c, threshold=args.threshold if c == "stardist" else 0.5,
+                      tissues=tissues if c == "pannuke" else None)
+            class_reports.append(evaluate_cut(gt, pred, gcl, pcl, **kw))
+            if args.levels:
+                class_reports.extend(evaluate_levels(gt, pred, gcl, pcl, **kw).values())
+    return reports, class_reports
+
+
+def _tidy(reports, class_reports) -> list:
+    from ..metrics import tidy_rows
+
+    # the binary rows of the class reports repeat those of the binary reports
+    return tidy_rows(reports) + [r for r in tidy_rows(class_reports) if r["kind"] != "binary"]
+
+
+def _per_image_rows(args, stems, gt_f, pred_f, reports, class_reports) -> list:
+    """HoVer-Net's per-image PQ with its counts, AJI, AJI+, detection F1 (and PanNuke's mPQ)."""
+    from ..metrics import aji, aji_plus, detection_f1, evaluate_pq
+
+    hov = next((r for r in reports if r.convention == "hovernet"), None) or \
+        evaluate_pq(list(gt_f), list(pred_f), convention="hovernet", both_empty="skip")
+    pann = next((r for r in class_reports if r.convention == "pannuke" and r.depth is None), None)
+    rows = []
+    for i, s in enumerate(stems):
+        r, d = hov.per_image[i], detection_f1(gt_f[i], pred_f[i], radius=args.radius)
+        row = dict(image=s, n_gt=r.n_gt, n_pred=r.n_pred, tp=r.tp, fp=r.fp, fn=r.fn, sum_iou=r.sum_iou,
+                   pq=r.pq, dq=r.dq, sq=r.sq, aji=aji(gt_f[i], pred_f[i]), aji_plus=aji_plus(gt_f[i], pred_f[i]),
+                   f1_detection=d.f1, detection_tp=d.tp, detection_fp=d.fp, detection_fn=d.fn)
+        if pann is not None:
+            row["mpq_pannuke"] = pann.per_image_mpq[i]
+        rows.append(row)
+    return rows
+
+
+def _detection_rows(args, gt_f, pred_f, gcl, pcl, label_set, per_image) -> list:
+    """Dataset detection F1 (pairs pooled over images), type F1 with classes, mean AJI / AJI+."""
+    from ..metrics import detection_f1
+
+    tp, fp, fn = (sum(r[f"detection_{k}"] for r in per_image) for k in ("tp", "fp", "fn"))
+    rows = [dict(metric="detection F1", label="", value=2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan),
+            dict(metric="detection precision", label="", value=tp / (tp + fp) if tp + fp else math.nan),
+            dict(metric="detection recall", label="", value=tp / (tp + fn) if tp + fn else math.nan)]
+    if label_set is not None:
+        typed = detection_f1(list(gt_f), list(pred_f), *_instance_labels(gcl, pcl, label_set),
+                             radius=args.radius, classes=label_set.labels)
+        rows.append(dict(metric="type accuracy", label="", value=typed.accuracy))
+        rows += [dict(metric="type F1", label=c, value=v) for c, v in typed.per_type.items()]
+    rows += [dict(metric="AJI (mean over images)", label="", value=_nanmean([r["aji"] for r in per_image])),
+             dict(metric="AJI+ (mean over images)", label="", value=_nanmean([r["aji_plus"] for r in per_image]))]
+    return rows
+
+
+def _label_set(args):
+    from ..tree import Taxonomy, default_taxonomy
+
+    if not args.label_set:
+        raise ValueError(f"class files found in {args.gt} and {args.pred}: pass --label-set NAME "
+                         "(the label set of the ground-truth classes)")
+    tax = Taxonomy.from_file(args.taxonomy) if args.taxonomy else default_taxonomy()
+    return tax[args.label_set]
+
+
+def _check_class_files(args, stems, gt, pred, gcl, pcl, label_set) -> list:
+    """Validate every class file against its image, naming the file; return the ignored GT ids per image."""
+    from ..metrics import collapse_predictions
+    from ..metrics.overlap import index_instances
+
+    ignored = []
+    for s, g, p, gc, pc in zip(stems, gt, pred, gcl, pcl):
+        gpath, ppath = Path(args.gt) / f"{s}.json", Path(args.pred) / f"{s}.json"
+        ig = []
+        for k, v in gc.items():
+            try:
+                if v is None or label_set.resolve(v) is None:
+                    ig.append(k)
+            except ValueError as e:
+                raise ValueError(f"{gpath}: instance {k}: {e}") from None
+        ignored.append(ig)
+        for path, img, c in ((gpath, g, gc), (ppath, p, pc)):
+            ids = index_instances(img)[1]
+            missing = [int(i) for i in ids if int(i) not in c]
+            if missing:
+                raise ValueError(f"{path}: no class for instance(s) {missing[:5]} of the label image")
+        try:
+            collapse_predictions(pc, label_set, too_coarse="none")
+        except ValueError as e:
+            raise ValueError(f"{ppath}: {e}") from None
+    return ignored
+
+
+def _tissues(path: Path, stems) -> list:
+    d = _read_json_object(path)
+    missing = [s for s in stems if s not in d]
+    if missing:
+        raise ValueError(f"{path}: no tissue for image {missing[0]}")
+    return [str(d[s]) for s in stems]
+
+
+def _read_json_object(path: Path) -> dict:
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read: {e}") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return d
+
+
+def _instance_labels(gcl, pcl, label_set):
+    """Per-image ``{id: label}`` for ground truth and (collapsed) predictions, for type F1."""
+    from ..metrics import collapse_predictions
+
+    g_out = [{k: (None if v is None else label_set.resolve(v)) for k, v in c.items()} for c in gcl]
+    p_out = [collapse_predictions(c, label_set, too_coarse="none") for c in pcl]
+    return g_out, p_out
+
+
+def _nanmean(values) -> float:
+    v = [x for x in values if not (isinstance(x, float) and math.isnan(x))]
+    return float(np.mean(v)) if v else math.nan
+
+
+def _plot(reports, class_reports) -> bytes:
+    """PNG bar plot of per-class PQ by convention (binary PQ when there are no classes)."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if class_reports:
+        labels = list(class_reports[0].per_class)
+        series = [(r.convention, [r.per_class[lab].pq for lab in labels]) for r in class_reports]
+        title = f"PQ per class ({class_reports[0].label_set})"
+    else:
+        labels = ["binary PQ"]
+        series = [(r.convention, [r.pq]) for r in reports]
+        title = "binary PQ"
+    fig = Figure(figsize=(max(4.0, 1.2 * len(labels) + 2), 3.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(series))
+    x = np.arange(len(labels))
+    for k, (name, values) in enumerate(series):
+        ax.bar(x + (k - (len(series) - 1) / 2) * width, np.nan_to_num(values), width, label=name)
+    ax.set_xticks(x, labels, rotation=30 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("PQ")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- writing
+def _write_atomically(out: Path, files: dict) -> None:
+    """Write every file under a temporary name in ``out``, then rename them all."""
+    out.mkdir(parents=True, exist_ok=True)
+    temps = {}
+    try:
+        for name, data in files.items():
+            tmp = out / f".{name}.tmp-{os.getpid()}"
+            tmp.write_bytes(data)
+            temps[name] = tmp
+        for name, tmp in temps.items():
+            os.replace(tmp, out / name)
+    finally:
+        for tmp in temps.values():
+            if tmp.exists():
+                tmp.unlink()
