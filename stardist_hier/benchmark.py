@@ -1,39 +1,39 @@
-"""The synthetic Table-2 protocol: train on B only versus pre-train on A, fine-tune on B.
+"""The paper's protocols on synthetic datasets (Tables 2 and 4), and the README's main job.
 
-This is the README's main job (``stardist-hier demo``). Datasets come from
-:mod:`stardist_hier.synthetic` (PanNuke-, MoNuSAC- and CoNSeP-like tiles, each labelled
-with its own label set and with its own domain shift); a small StarDist2DHier is
-trained per protocol row; every test set is scored at its own label set with
-:func:`stardist_hier.metrics.evaluate_cut` (CoNIC convention: PQ pooled over images,
-mPQ+ over labels, plus binary PQ).
+Datasets come from :mod:`stardist_hier.synthetic` (PanNuke-, MoNuSAC- and CoNSeP-like
+tiles, each labelled with its own label set and with its own domain shift). Every
+row of a table is a sequence of *episodes* (train on one dataset for some epochs,
+then continue on the next with the same model and last layer, the loss adapted to each
+dataset's label set) followed by a test on one dataset, scored at that dataset's own
+label set with :func:`stardist_hier.metrics.evaluate_cut` (CoNIC convention: PQ and
+counts pooled over images; mPQ+ is the mean over labels).
 
-Episodes run as consecutive ``train`` calls on the same model (the paper's
-protocol: same last layer, loss adapted to each dataset's label set); the best
-weights of each episode on its validation loss are restored by StarDist's checkpoint.
+Episodes run as consecutive ``train`` calls on one model; each episode ends with the
+weights of its best epoch on that episode's validation loss. Rows sharing their
+first episodes reuse the trained weights of that prefix.
 """
 
 from __future__ import annotations
 
 import csv
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DemoSettings", "prepare", "run_protocol", "format_table"]
+__all__ = ["Settings", "Row", "TABLE2", "TABLE4", "DEMO", "prepare", "run_rows", "format_table",
+           "summarize"]
 
 
 @dataclass(frozen=True)
-class DemoSettings:
-    """Sizes of the demo run (defaults: a few minutes on 2 CPU cores)."""
+class Settings:
+    """Sizes of a run (defaults: a few minutes per row on 2 CPU cores)."""
 
     n_train: int = 48
     n_val: int = 8
     n_test: int = 12
     tile: int = 128
-    epochs_pretrain: int = 10
-    epochs_finetune: int = 10
     steps_per_epoch: int = 20
     seed: int = 0
     model: dict = field(default_factory=lambda: dict(
@@ -42,31 +42,65 @@ class DemoSettings:
         train_tensorboard=False, train_reduce_lr=None))
 
 
-def prepare(settings: DemoSettings, names=("pannuke", "consep")):
-    """Generate train/val/test splits of the synthetic datasets ``names``."""
-    from .synthetic import generate_dataset
+@dataclass(frozen=True)
+class Row:
+    """One table row: ``episodes`` = ((dataset, epochs), ...), then ``test`` on a dataset."""
+
+    episodes: tuple
+    test: str
+
+    @property
+    def label(self) -> str:
+        return " -> ".join(f"{d}({e})" for d, e in self.episodes) + f" | test {self.test}"
+
+
+#: The README's main job: Table 2 for one pair.
+DEMO = (Row((("consep", 10),), "consep"), Row((("pannuke", 10), ("consep", 10)), "consep"))
+#: Table 2: test on the target's own test split.
+TABLE2 = (
+    Row((("consep", 10),), "consep"),
+    Row((("monusac", 10), ("consep", 10)), "consep"),
+    Row((("pannuke", 10), ("consep", 10)), "consep"),
+    Row((("monusac", 10),), "monusac"),
+    Row((("pannuke", 10), ("monusac", 10)), "monusac"),
+)
+#: Table 4: domain generalisation to a dataset never trained on.
+TABLE4 = (
+    Row((("consep", 10),), "monusac"),
+    Row((("consep", 10), ("pannuke", 10)), "monusac"),
+    Row((("monusac", 10),), "consep"),
+    Row((("monusac", 10), ("pannuke", 10)), "consep"),
+)
+
+
+def prepare(settings: Settings, names):
+    """Train/validation/test splits of the synthetic datasets ``names`` (deterministic per seed)."""
+    from .synthetic import DATASET_NAMES, generate_dataset
 
     n = settings.n_train + settings.n_val + settings.n_test
     out = {}
-    for i, name in enumerate(names):
-        samples = generate_dataset(name, n, seed=settings.seed * 100 + i, size=settings.tile)
+    for name in names:
+        samples = generate_dataset(name, n, seed=settings.seed * 100 + DATASET_NAMES.index(name), size=settings.tile)
         a, b = settings.n_train, settings.n_train + settings.n_val
         out[name] = dict(train=samples[:a], val=samples[a:b], test=samples[b:])
     return out
 
 
-def _arrays(samples):
-    X = [s.image.astype(np.float32) / 255.0 for s in samples]
-    Y = [s.training_labels() for s in samples]
-    C = [dict(s.classes) for s in samples]
-    return X, Y, C
+def _images(samples):
+    return [s.image.astype(np.float32) / 255.0 for s in samples]
 
 
 def _train_episode(model, data, taxonomy, epochs, steps, seed):
-    X, Y, C = _arrays(data["train"])
-    vX, vY, vC = _arrays(data["val"])
-    ls = taxonomy[data["train"][0].label_set]
-    hist = model.train(X, Y, validation_data=(vX, vY, vC, ls), classes=C, label_sets=ls, epochs=epochs,
+    train, val = data["train"], data["val"]
+    ls = taxonomy[train[0].label_set]
+    # a new episode starts its own "best epoch" bookkeeping (StarDist's checkpoint callback)
+    for cb in getattr(model, "callbacks", None) or []:
+        if hasattr(cb, "best") and hasattr(cb, "monitor_op"):
+            cb.best = np.inf
+    hist = model.train(_images(train), [s.training_labels() for s in train],
+                       validation_data=(_images(val), [s.training_labels() for s in val],
+                                        [dict(s.classes) for s in val], ls),
+                       classes=[dict(s.classes) for s in train], label_sets=ls, epochs=epochs,
                        steps_per_epoch=steps, seed=seed, verbose=0)
     return hist.history
 
@@ -81,104 +115,132 @@ def evaluate(model, samples, taxonomy):
         labels, res = model.predict_instances(s.image.astype(np.float32) / 255.0, show_tile_progress=False)
         preds.append(labels)
         probs.append(np.asarray(res["class_prob"]))
-    gts = [s.labels for s in samples]
-    gcls = [dict(s.classes) for s in samples]
-    report = evaluate_cut(gts, preds, gcls, probs, label_set=ls, convention="conic")
+    report = evaluate_cut([s.labels for s in samples], preds, [dict(s.classes) for s in samples], probs,
+                          label_set=ls, convention="conic")
     return report, preds
 
 
-def run_protocol(settings: DemoSettings = DemoSettings(), *, pretrain="pannuke", target="consep", out=None,
-                 log=print):
-    """Run the two Table-2 rows for one (pre-train, target) pair.
+def run_rows(rows, settings: Settings = Settings(), *, out=None, log=print):
+    """Train and test every row; returns one result dict per row.
 
-    Returns
-    -------
-    rows : list of dict
-        ``pretrain, eps_pretrain, finetune, eps_finetune, test, pq, mpq`` per row,
-        plus ``per_class`` and ``history`` (per-episode loss curves).
+    Result keys: ``row`` (:class:`Row`), ``pq`` (binary PQ), ``mpq`` (mPQ+ at the test
+    set's label set), ``per_class``, ``history`` (``[(dataset, keras history dict)]``).
     """
     from .models.model2d import Config2DHier, StarDist2DHier
     from .tree import default_taxonomy
 
     taxonomy = default_taxonomy()
-    log(f"generating synthetic datasets {pretrain!r} and {target!r} ...")
+    names = sorted({d for r in rows for d, _ in r.episodes} | {r.test for r in rows})
     t0 = time.time()
-    data = prepare(settings, (pretrain, target))
-    log(f"  {sum(len(v) for d in data.values() for v in d.values())} tiles in {time.time() - t0:.1f} s")
-    rows = []
-    for use_pretrain in (False, True):
-        name = f"{pretrain}-then-{target}" if use_pretrain else f"{target}-only"
+    data = prepare(settings, names)
+    log(f"generated synthetic datasets {', '.join(names)} ({time.time() - t0:.1f} s)")
+    prefix_cache = {}
+    results = []
+    for i, row in enumerate(rows):
         basedir = None if out is None else str(Path(out) / "models")
+        name = f"row{i}_seed{settings.seed}"
         config = Config2DHier(tree=taxonomy.tree, n_channel_in=3, **settings.model)
         model = StarDist2DHier(config, name=name if basedir else None, basedir=basedir)
         history = []
-        if use_pretrain:
-            log(f"[{name}] pre-training on {pretrain} for {settings.epochs_pretrain} epochs ...")
-            history.append((pretrain, _train_episode(model, data[pretrain], taxonomy, settings.epochs_pretrain,
-                                                     settings.steps_per_epoch, settings.seed)))
-        log(f"[{name}] training on {target} for {settings.epochs_finetune} epochs ...")
-        history.append((target, _train_episode(model, data[target], taxonomy, settings.epochs_finetune,
-                                               settings.steps_per_epoch, settings.seed + 1)))
-        vX = [s.image.astype(np.float32) / 255.0 for s in data[target]["val"]]
-        vY = [s.labels for s in data[target]["val"]]
-        model.optimize_thresholds(vX, vY, nms_threshs=[0.3, 0.4], iou_threshs=[0.5],
-                                  predict_kwargs=dict(show_tile_progress=False),
+        start = 0
+        for k in range(len(row.episodes), 0, -1):  # longest cached prefix
+            if row.episodes[:k] in prefix_cache:
+                weights, history = prefix_cache[row.episodes[:k]]
+                model.keras_model.set_weights(weights)
+                history = list(history)
+                start = k
+                break
+        for k in range(start, len(row.episodes)):
+            ds, eps = row.episodes[k]
+            log(f"[{row.label}] episode {k + 1}: {ds} for {eps} epochs")
+            history.append((ds, _train_episode(model, data[ds], taxonomy, eps, settings.steps_per_epoch,
+                                               settings.seed + k)))
+            prefix_cache[row.episodes[:k + 1]] = (model.keras_model.get_weights(), list(history))
+        test = data[row.test]
+        model.optimize_thresholds(_images(test["val"]), [s.labels for s in test["val"]], nms_threshs=[0.3, 0.4],
+                                  iou_threshs=[0.5], predict_kwargs=dict(show_tile_progress=False),
                                   save_to_json=basedir is not None)
-        report, preds = evaluate(model, data[target]["test"], taxonomy)
-        rows.append(dict(pretrain=pretrain if use_pretrain else "-",
-                         eps_pretrain=settings.epochs_pretrain if use_pretrain else "-",
-                         finetune=target, eps_finetune=settings.epochs_finetune, test=target,
-                         pq=report.pq, mpq=report.mpq,
-                         per_class={k: v.pq for k, v in report.per_class.items()},
-                         history=history))
-        log(f"[{name}] test on {target}: PQ {report.pq:.3f}, mPQ+ {report.mpq:.3f}")
+        report, preds = evaluate(model, test["test"], taxonomy)
+        results.append(dict(row=row, pq=report.pq, mpq=report.mpq,
+                            per_class={k: v.pq for k, v in report.per_class.items()}, history=history))
+        log(f"[{row.label}] PQ {report.pq:.3f}, mPQ+ {report.mpq:.3f}")
         if out is not None:
-            _overlay(data[target]["test"][0], preds[0], Path(out) / f"overlay_{name}.png", title=name)
+            Path(out).mkdir(parents=True, exist_ok=True)
+            _overlay(test["test"][0], preds[0], Path(out) / f"overlay_row{i}_seed{settings.seed}.png",
+                     title=row.label)
     if out is not None:
-        _loss_curves(rows, Path(out) / "loss_curves.png")
-        _write_tables(rows, Path(out))
-    return rows
+        _loss_curves(results, Path(out) / f"loss_curves_seed{settings.seed}.png")
+    return results
 
 
-def format_table(rows) -> str:
-    """Markdown table shaped like the paper's Table 2, with per-label PQ."""
-    labels = sorted({k for r in rows for k in r["per_class"]})
+def summarize(runs):
+    """Combine ``run_rows`` results of several seeds: per row mean and standard deviation."""
+    out = []
+    for per_seed in zip(*runs):
+        r0 = per_seed[0]
+        labels = sorted({k for r in per_seed for k in r["per_class"]})
+        out.append(dict(row=r0["row"], n=len(per_seed),
+                        pq=np.array([r["pq"] for r in per_seed]), mpq=np.array([r["mpq"] for r in per_seed]),
+                        per_class={lab: np.array([r["per_class"].get(lab, np.nan) for r in per_seed])
+                                   for lab in labels}))
+    return out
+
+
+def _fmt(v):
+    v = np.atleast_1d(np.asarray(v, float))
+    if len(v) == 1:
+        return f"{v[0]:.3f}"
+    return f"{np.nanmean(v):.3f} ± {np.nanstd(v):.3f}"
+
+
+def format_table(summary, *, per_class=True) -> str:
+    """Markdown table shaped like the paper's Tables 2 and 4 (mean ± std over seeds)."""
+    labels = sorted({k for r in summary for k in r["per_class"]}) if per_class else []
     head = ["Pre-train", "Eps", "Fine-tune", "Eps", "Test", "PQ", "mPQ+"] + [f"PQ {lab}" for lab in labels]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [str(r["pretrain"]), str(r["eps_pretrain"]), r["finetune"], str(r["eps_finetune"]), r["test"],
-                 f"{r['pq']:.3f}", f"{r['mpq']:.3f}"] + [f"{r['per_class'].get(lab, float('nan')):.3f}"
-                                                        for lab in labels]
+    for r in summary:
+        eps = list(r["row"].episodes)
+        pre = eps[0] if len(eps) > 1 else ("-", "-")
+        fine = eps[-1]
+        cells = [str(pre[0]), str(pre[1]), fine[0], str(fine[1]), r["row"].test, _fmt(r["pq"]), _fmt(r["mpq"])]
+        cells += [_fmt(r["per_class"][lab]) if lab in r["per_class"] else "" for lab in labels]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _write_tables(rows, out: Path):
+def write_tables(summary, out: Path, stem: str = "results"):
+    """Write ``stem.md`` and ``stem.csv`` (per seed values joined by ';') atomically."""
     out.mkdir(parents=True, exist_ok=True)
-    md = out / "results.md"
-    tmp = md.with_suffix(".md.tmp")
-    tmp.write_text(format_table(rows) + "\n")
-    tmp.replace(md)
-    labels = sorted({k for r in rows for k in r["per_class"]})
-    tmp = out / "results.csv.tmp"
+    tmp = out / f"{stem}.md.tmp"
+    tmp.write_text(format_table(summary) + "\n")
+    tmp.replace(out / f"{stem}.md")
+    labels = sorted({k for r in summary for k in r["per_class"]})
+    tmp = out / f"{stem}.csv.tmp"
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["pretrain", "eps_pretrain", "finetune", "eps_finetune", "test", "pq", "mpq"] + labels)
-        for r in rows:
-            w.writerow([r["pretrain"], r["eps_pretrain"], r["finetune"], r["eps_finetune"], r["test"],
-                        f"{r['pq']:.4f}", f"{r['mpq']:.4f}"] + [f"{r['per_class'].get(lab, float('nan')):.4f}"
-                                                              for lab in labels])
-    tmp.replace(out / "results.csv")
+        w.writerow(["episodes", "test", "n_seeds", "pq_mean", "pq_std", "mpq_mean", "mpq_std"] + labels)
+        for r in summary:
+            w.writerow([" -> ".join(f"{d}:{e}" for d, e in r["row"].episodes), r["row"].test, r["n"],
+                        f"{np.nanmean(r['pq']):.4f}", f"{np.nanstd(r['pq']):.4f}",
+                        f"{np.nanmean(r['mpq']):.4f}", f"{np.nanstd(r['mpq']):.4f}"]
+                       + [f"{np.nanmean(r['per_class'][lab]):.4f}" if lab in r["per_class"] else ""
+                          for lab in labels])
+    tmp.replace(out / f"{stem}.csv")
 
 
-def _loss_curves(rows, path: Path):
+def with_epochs(rows, epochs: int):
+    """The same rows with every episode's epoch budget set to ``epochs``."""
+    return tuple(Row(tuple((d, epochs) for d, _ in r.episodes), r.test) for r in rows)
+
+
+def _loss_curves(results, path: Path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(rows), figsize=(5 * len(rows), 3.5), squeeze=False)
-    for ax, r in zip(axes[0], rows):
+    fig, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 3.3), squeeze=False)
+    for ax, r in zip(axes[0], results):
         start = 0
         for name, h in r["history"]:
             ep = np.arange(start, start + len(h["loss"])) + 1
@@ -187,10 +249,10 @@ def _loss_curves(rows, path: Path):
             if start:
                 ax.axvline(start + 0.5, color="k", lw=0.8)
             start += len(h["loss"])
-        ax.set_title(f"{r['pretrain']} -> {r['finetune']}")
+        ax.set_title(r["row"].label, fontsize=8)
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -204,12 +266,18 @@ def _overlay(sample, pred, path: Path, *, title=""):
     from skimage.segmentation import find_boundaries
 
     fig, axes = plt.subplots(1, 2, figsize=(8, 4))
-    for ax, lab, name in zip(axes, (sample.labels, pred), ("ground truth", "prediction")):
+    for ax, lab, name, colour in zip(axes, (sample.labels, pred), ("ground truth", "prediction"),
+                                     ((0, 255, 0), (255, 255, 0))):
         img = sample.image.copy()
-        img[find_boundaries(lab, mode="inner")] = (0, 255, 0) if name == "ground truth" else (255, 255, 0)
+        img[find_boundaries(lab, mode="inner")] = colour
         ax.imshow(img)
-        ax.set_title(f"{title}: {name}", fontsize=8)
+        ax.set_title(f"{title}\n{name}", fontsize=7)
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def quick(settings: Settings) -> Settings:
+    """A much smaller run (smoke tests)."""
+    return replace(settings, n_train=8, n_val=2, n_test=2, steps_per_epoch=2)
