@@ -8,9 +8,11 @@ dataset's label set) followed by a test on one dataset, scored at that dataset's
 label set with :func:`stardist_hier.metrics.evaluate_cut` (CoNIC convention: PQ and
 counts pooled over images; mPQ+ is the mean over labels).
 
-Episodes run as consecutive ``train`` calls on one model; each episode ends with the
-weights of its best epoch on that episode's validation loss. Rows sharing their
-first episodes reuse the trained weights of that prefix.
+Every episode runs through the dataset-switching callback
+(:func:`stardist_hier.training.train_episodes`) on one model and ends with the weights
+of its best epoch on that episode's validation loss; the optimizer state carries over
+between episodes. Rows sharing their first episodes reuse the trained weights of that
+prefix.
 """
 
 from __future__ import annotations
@@ -90,19 +92,22 @@ def _images(samples):
     return [s.image.astype(np.float32) / 255.0 for s in samples]
 
 
-def _train_episode(model, data, taxonomy, epochs, steps, seed):
-    train, val = data["train"], data["val"]
-    ls = taxonomy[train[0].label_set]
-    # a new episode starts its own "best epoch" bookkeeping (StarDist's checkpoint callback)
-    for cb in getattr(model, "callbacks", None) or []:
-        if hasattr(cb, "best") and hasattr(cb, "monitor_op"):
-            cb.best = np.inf
-    hist = model.train(_images(train), [s.training_labels() for s in train],
-                       validation_data=(_images(val), [s.training_labels() for s in val],
-                                        [dict(s.classes) for s in val], ls),
-                       classes=[dict(s.classes) for s in train], label_sets=ls, epochs=epochs,
-                       steps_per_epoch=steps, seed=seed, verbose=0)
-    return hist.history
+def _part(samples, taxonomy):
+    from .training import Part
+
+    return Part(X=_images(samples), Y=[s.training_labels() for s in samples], classes=[dict(s.classes) for s in samples],
+                label_sets=[taxonomy[s.label_set] for s in samples], names=[f"tile {i}" for i in range(len(samples))])
+
+
+def _train_episode(model, name, data, taxonomy, epochs, steps, seed):
+    """One episode through the dataset-switching callback; ends on the episode's best weights."""
+    from .training import Episode, MultiDataset, train_episodes
+
+    multi = MultiDataset({name: _part(data["train"], taxonomy)}, {name: _part(data["val"], taxonomy)})
+    cb = train_episodes(model, multi, [Episode(name=name, datasets=name, max_epochs=epochs, restore_best=True)],
+                        steps_per_epoch=steps, seed=seed, verbose=0)
+    eh = cb.history["episodes"][0]
+    return dict(loss=eh["loss"], val_loss=eh["val_loss_episode"])
 
 
 def evaluate(model, samples, taxonomy):
@@ -153,7 +158,7 @@ def run_rows(rows, settings: Settings = Settings(), *, out=None, log=print):
         for k in range(start, len(row.episodes)):
             ds, eps = row.episodes[k]
             log(f"[{row.label}] episode {k + 1}: {ds} for {eps} epochs")
-            history.append((ds, _train_episode(model, data[ds], taxonomy, eps, settings.steps_per_epoch,
+            history.append((ds, _train_episode(model, ds, data[ds], taxonomy, eps, settings.steps_per_epoch,
                                                settings.seed + k)))
             prefix_cache[row.episodes[:k + 1]] = (model.keras_model.get_weights(), list(history))
         test = data[row.test]
