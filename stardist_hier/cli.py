@@ -10,7 +10,9 @@ from .commands import COMMANDS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stardist-hier", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="stardist-hier",
+        description="StarDist nucleus segmentation and classification across datasets with different label sets.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
