@@ -328,6 +328,16 @@ class StarDist2DHier(StarDist2D):
         self.decide(res, label_sets=label_sets, abstain=abstain)
         return out
 
+    def predict_instances_big(self, img, axes, block_size, min_overlap, *args, label_sets=None, abstain=None,
+                              **kwargs):
+        """StarDist's block-wise prediction for large images, with the tree outputs of
+        :meth:`predict_instances` recomputed over the merged instances."""
+        labels, res = super().predict_instances_big(img, axes, block_size, min_overlap, *args, **kwargs)
+        if self._is_multiclass():
+            self._add_tree_outputs(res)
+            self.decide(res, label_sets=label_sets, abstain=abstain)
+        return labels, res
+
     def decide(self, res, *, label_sets=None, abstain=None):
         """Add label-set decisions and abstention to a ``predict_instances`` result dict."""
         if label_sets is not None:

@@ -77,6 +77,18 @@ def test_class_probabilities_are_instance_means(trained, two_sets):
     np.testing.assert_allclose(res["class_prob"][i - 1], mean, rtol=1e-4, atol=1e-6)
 
 
+def test_predict_instances_big_keeps_tree_outputs(trained, two_sets):
+    model, _, _ = trained
+    (Xa, _, _, _), _ = two_sets
+    big = np.concatenate([np.concatenate([Xa[6], Xa[7]], 1)] * 2, 0)
+    labels, res = model.predict_instances_big(big, axes="YX", block_size=128, min_overlap=16, context=32,
+                                              label_sets=PANNUKE, show_progress=False)
+    n = len(res["points"])
+    assert n >= 3
+    assert res["class_prob"].shape == (n, 14) and res["node_prob"].shape[0] == n
+    assert len(res["class_name"]) == n and len(res["labels"]["pannuke"]) == n
+
+
 def test_save_reload_identical(trained, two_sets):
     model, _, basedir = trained
     (Xa, _, _, _), _ = two_sets
