@@ -203,18 +203,27 @@ def _fmt(v):
 
 
 def format_table(summary, *, per_class=True) -> str:
-    """Markdown table shaped like the paper's Tables 2 and 4 (mean ± std over seeds)."""
-    labels = sorted({k for r in summary for k in r["per_class"]}) if per_class else []
-    head = ["Pre-train", "Eps", "Fine-tune", "Eps", "Test", "PQ", "mPQ+"] + [f"PQ {lab}" for lab in labels]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    """Markdown shaped like the paper's Tables 2 and 4 (mean ± std over seeds).
+
+    With ``per_class``, one table per test set, with a PQ column for each of its labels.
+    """
+    groups = {}
     for r in summary:
-        eps = list(r["row"].episodes)
-        pre = eps[0] if len(eps) > 1 else ("-", "-")
-        fine = eps[-1]
-        cells = [str(pre[0]), str(pre[1]), fine[0], str(fine[1]), r["row"].test, _fmt(r["pq"]), _fmt(r["mpq"])]
-        cells += [_fmt(r["per_class"][lab]) if lab in r["per_class"] else "" for lab in labels]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        groups.setdefault(r["row"].test if per_class else "", []).append(r)
+    out = []
+    for rows in groups.values():
+        labels = sorted({k for r in rows for k in r["per_class"]}) if per_class else []
+        head = ["Pre-train", "Eps", "Fine-tune", "Eps", "Test", "PQ", "mPQ+"] + [f"PQ {lab}" for lab in labels]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in rows:
+            eps = list(r["row"].episodes)
+            pre = eps[0] if len(eps) > 1 else ("-", "-")
+            fine = eps[-1]
+            cells = [str(pre[0]), str(pre[1]), fine[0], str(fine[1]), r["row"].test, _fmt(r["pq"]), _fmt(r["mpq"])]
+            cells += [_fmt(r["per_class"][lab]) if lab in r["per_class"] else "" for lab in labels]
+            lines.append("| " + " | ".join(cells) + " |")
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
 
 
 def write_tables(summary, out: Path, stem: str = "results"):
