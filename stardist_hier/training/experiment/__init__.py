@@ -1,0 +1,55 @@
+"""Experiments from a YAML file: datasets, episodes, test sets -> tables, curves, overlays.
+
+An experiment config (see ``examples/two_datasets.yaml``)::
+
+    name: two_datasets
+    seed: 0
+    taxonomy: default              # or a taxonomy file (JSON/YAML), relative to the config
+    model: {n_rays: 16, grid: [2, 2], train_patch_size: [64, 64], ...}   # Config2DHier keywords
+    training:
+      steps_per_epoch: 10          # >= 2
+      tensorboard: true            # StarDist's TensorBoard logs in OUT/model/logs
+      augment: {p_color: 0.8, rare_p_elastic: 0.5, ...}   # Augmenter keywords, or false
+      oversample: {threshold: 0.1, factor: 2.0}          # rare-class images, or false
+    datasets:
+      A: {source: synthetic, generator: pannuke, n_tiles: 12, size: 128, seed: 1,
+          split: {train: 8, val: 2, test: 2}}
+      C: {source: registry, dataset: consep, path: /data/consep, split: train, test_split: test,
+          split_fractions: {val: 0.2}, patch_size: 256, limit: 40}
+    episodes:
+      - {name: pretrain, datasets: A, epochs: 20, early_stopping: {patience: 3, min_delta: 0.0}}
+      - {name: finetune, datasets: {A: 0.3, B: 0.7}, epochs: 10, keep_optimizer_state: false}
+    tests:
+      - {name: B-test, dataset: B}                       # at B's own label set
+      - {name: B-coarse, dataset: B, label_set: consep4} # or a label set name / {labels: {...}}
+    evaluation: {convention: conic, overlays: 2}
+
+Everything that needs no image is checked first (:func:`load_config`), then the data
+are read and checked (labels against label sets), all before any training; errors
+are :class:`ConfigError` naming the entry.
+
+The run folder ``OUT`` holds ``config.yaml`` (the config as run), ``model/`` (the
+StarDist model folder, TensorBoard logs in ``model/logs``), ``checkpoint/`` (resume
+state, rewritten after every epoch), ``history.json`` (per-episode histories),
+``results.md`` / ``results.csv`` (shaped like the paper's Tables 2 and 4),
+``tests/<name>.csv`` (per-label PQ), ``loss_curves.png`` (Figure 3 style) and
+``overlays/``. Rerunning with the same config and ``OUT`` continues an interrupted run
+from its last completed epoch; a finished run is only evaluated again.
+"""
+
+from .build import load_data
+from .config import (EVALUATION_KEYS, REGISTRY_KEYS, SOURCES, SYNTHETIC_KEYS, TOP_KEYS, TRAINING_KEYS,
+                     ConfigError, DatasetSpec, ExperimentConfig, TestSpec, load_config)
+from .evaluate import evaluate_tests
+from .outputs import plot_loss_curves, results_table, write_overlays
+from .run import run_experiment
+
+__all__ = ["ConfigError", "ExperimentConfig", "DatasetSpec", "TestSpec", "load_config", "load_data",
+           "run_experiment", "results_table", "plot_loss_curves"]
+
+# Layout of the package (none of it imports TensorFlow until a run starts):
+#   config.py    load_config: the config, its dataset and test entries, ConfigError
+#   build.py     load_data: the datasets' train/validation/test parts
+#   run.py       run_experiment: seeds, model, training through the episodes, evaluation
+#   evaluate.py  evaluate_tests: predictions, scores and the results table
+#   outputs.py   results tables, loss curves and overlays

@@ -1,0 +1,76 @@
+"""An experiment's data: every dataset read and split into train, validation and test parts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...tree import LabelSetError
+from ..data import MultiDataset, Part
+from .config import ConfigError, ExperimentConfig, _mapping, _split_counts
+
+def load_data(cfg: ExperimentConfig, *, verbose=1):
+    """Read every dataset; return ``(MultiDataset, {dataset: test Part})``."""
+    from tqdm.auto import tqdm
+
+    train, val, test = {}, {}, {}
+    for name, spec in tqdm(cfg.datasets.items(), desc="datasets", disable=not verbose, leave=False):
+        where = f"dataset {name!r}"
+        o = spec.options
+        if spec.source == "synthetic":
+            from ... import synthetic
+
+            samples = synthetic.generate_dataset(o["generator"], o["n_tiles"], seed=o.get("seed", cfg.seed),
+                                                 size=o.get("size", 256), taxonomy=cfg.taxonomy,
+                                                 domain=o.get("domain"))
+            counts = _split_counts(o.get("split"), len(samples), where)
+            pools = {"train": samples[:counts["train"]],
+                     "val": samples[counts["train"]:counts["train"] + counts["val"]],
+                     "test": samples[counts["train"] + counts["val"]:][:counts["test"]]}
+        else:
+            pools = _registry_pools(name, o, spec, cfg, where)
+        parts = {}
+        for k, ss in pools.items():
+            try:
+                parts[k] = Part.from_samples(ss, cfg.taxonomy, label_set=spec.label_set)
+            except (LabelSetError, KeyError) as e:
+                raise ConfigError(f"{where}: {e}") from None
+            if parts[k].X and parts[k].X[0].ndim != 3 or any(x.shape[-1] != 3 for x in parts[k].X):
+                raise ConfigError(f"{where}: images must be RGB (H, W, 3)")
+        train[name], val[name], test[name] = parts["train"], parts["val"], parts["test"]
+    return MultiDataset(train, val), test
+
+
+def _registry_pools(name, o, spec, cfg, where) -> dict:
+    from ...datasets import extract_patches, open_dataset
+
+    def read(split):
+        try:
+            ds = open_dataset(o.get("dataset", name), o["path"], label_set=spec.label_set.name, split=split,
+                              **dict(o.get("options") or {}))
+        except (ValueError, FileNotFoundError, NotImplementedError) as e:
+            raise ConfigError(f"{where}: {e}") from None
+        out = []
+        limit = o.get("limit")
+        for s in ds:
+            out.extend(extract_patches(s, size=o["patch_size"]) if o.get("patch_size") else [s])
+            if limit is not None and len(out) >= limit:
+                break
+        return out[:limit] if limit is not None else out
+
+    pool = read(o.get("split"))
+    rng = np.random.default_rng(o.get("seed", cfg.seed))
+    order = rng.permutation(len(pool))
+    pool = [pool[i] for i in order]
+    fr = _mapping(o.get("split_fractions"), f"{where}: split_fractions")
+    if o.get("test_split") is not None:
+        test = read(o["test_split"])
+        n_val = max(1, int(round(float(fr.get("val", 0.2)) * len(pool))))
+        pools = {"train": pool[n_val:], "val": pool[:n_val], "test": test}
+    else:
+        c = _split_counts({"val": float(fr.get("val", 0.2)), "test": float(fr.get("test", 0.2))}, len(pool), where)
+        pools = {"val": pool[:c["val"]], "test": pool[c["val"]:c["val"] + c["test"]],
+                 "train": pool[c["val"] + c["test"]:]}
+    for k, v in pools.items():
+        if not v:
+            raise ConfigError(f"{where}: the {k} part is empty")
+    return pools

@@ -1,0 +1,77 @@
+"""Scoring a trained model on the experiment's test sets (:func:`evaluate_tests`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..data import Part
+from .config import ExperimentConfig
+from .outputs import _csv, _markdown, _safe, write_overlays
+
+def evaluate_tests(model, cfg: ExperimentConfig, tests: dict, history: dict, out: Path, *, verbose=1) -> list:
+    """Predict and score every test set; write the results table, per-label CSVs, overlays."""
+    from tqdm.auto import tqdm
+
+    from ...metrics import evaluate_cut, format_csv, tidy_rows
+
+    ev = cfg.evaluation
+    kw = {k: ev[k] for k in ("prob_thresh", "nms_thresh") if k in ev}
+    rows = []
+    (out / "tests").mkdir(exist_ok=True)
+    cache = {}
+    for t in cfg.tests:
+        part = tests[t.dataset]
+        own = cfg.datasets[t.dataset].label_set
+        cut = t.label_set or own
+        if t.dataset not in cache:
+            preds = []
+            for x in tqdm(part.X, desc=f"predict {t.dataset}", disable=not verbose, leave=False):
+                labels, res = model.predict_instances(x, **kw)
+                preds.append((labels, {i + 1: p for i, p in enumerate(np.asarray(res["class_prob"]))}))
+            cache[t.dataset] = preds
+        preds = cache[t.dataset]
+        gts, gcls = _with_ignore_instance(part)
+        report = evaluate_cut(gts, [p[0] for p in preds], gcls, [p[1] for p in preds], label_set=own, cut=cut,
+                              convention=ev["convention"])
+        (out / "tests" / f"{_safe(t.name)}.csv").write_text(format_csv(tidy_rows(report)))
+        rows.append(_table_row(cfg, history, t, cut, report))
+        if ev.get("overlays"):
+            write_overlays(part, preds, cut, out / "overlays", t.name, n=int(ev["overlays"]))
+    cols = ["Pre-train", "Eps", "Fine-tune", "Eps ", "Test", "Label set", "PQ", "bPQ"]
+    (out / "results.csv").write_text(_csv(rows, cols))
+    (out / "results.md").write_text(_markdown(rows, cols, cfg))
+    if verbose:
+        print(_markdown(rows, cols, cfg), file=sys.stderr)
+    return rows
+
+
+def _with_ignore_instance(part: Part):
+    """Ground truth for scoring: ignore pixels (negative labels) become one extra instance with
+    class ``None``, so that predictions lying mostly inside them are dropped, not counted as false."""
+    gts, gcls = [], []
+    for y, c in zip(part.Y, part.classes):
+        y = np.asarray(y)
+        c = dict(c)
+        if (y < 0).any():
+            k = int(max(y.max(), max(c, default=0))) + 1
+            y = np.where(y < 0, k, y)
+            c[k] = None
+        gts.append(y)
+        gcls.append(c)
+    return gts, gcls
+
+
+def _table_row(cfg, history, t, cut, report) -> dict:
+    eps = history["episodes"]
+
+    def names(ep):
+        return "+".join(f"{k}" if len(ep["datasets"]) == 1 else f"{k}({v:g})" for k, v in ep["datasets"].items())
+
+    first, rest = eps[0], eps[1:]
+    return {"Pre-train": names(first), "Eps": first["epochs_run"],
+            "Fine-tune": " -> ".join(names(e) for e in rest) if rest else "-",
+            "Eps ": "+".join(str(e["epochs_run"]) for e in rest) if rest else "-",
+            "Test": t.name, "Label set": cut.name, "PQ": report.mpq, "bPQ": report.binary.pq}
