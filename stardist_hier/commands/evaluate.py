@@ -80,21 +80,13 @@ def read_label_image(path: Path) -> np.ndarray:
     """Read a 2-D label image from ``.tif``/``.tiff``, ``.npy`` or ``.png``; ``ValueError`` naming the file."""
     from ..metrics import check_label_image
 
+    from ..datasets.images import read_image
+
     suffix = path.suffix.lower()
+    if suffix not in (".npy", ".tif", ".tiff", ".png"):
+        raise ValueError(f"{path}: cannot read label image: unsupported file type {suffix!r}")
     try:
-        if suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
-        elif suffix in (".tif", ".tiff"):
-            import tifffile
-
-            arr = tifffile.imread(path)
-        elif suffix == ".png":
-            from PIL import Image
-
-            with Image.open(path) as im:
-                arr = np.asarray(im)
-        else:
-            raise ValueError(f"unsupported file type {suffix!r}")
+        arr = np.load(path, allow_pickle=False) if suffix == ".npy" else read_image(path)
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: cannot read label image: {e}") from None
     arr = np.squeeze(arr)

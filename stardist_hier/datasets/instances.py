@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..label_image import check_label_image
 from .base import DatasetError
 
 __all__ = ["as_label_image", "relabel_sequential", "majority_vote", "keep_largest_component"]
@@ -25,15 +26,10 @@ def as_label_image(a, *, source="labels", shape=None) -> np.ndarray:
         raise DatasetError(f"{source}: expected a 2D label image, got shape {a.shape}")
     if shape is not None and tuple(a.shape) != tuple(shape[:2]):
         raise DatasetError(f"{source}: label image shape {a.shape} does not match image shape {tuple(shape[:2])}")
-    if a.dtype == bool:
-        return a.astype(np.int64)
-    if a.dtype.kind == "f":
-        if not np.all(np.isfinite(a)) or np.any(a != np.floor(a)):
-            raise DatasetError(f"{source}: label image has non-integer values")
-    elif a.dtype.kind not in "iu":
-        raise DatasetError(f"{source}: expected an integer label image, got dtype {a.dtype}")
-    if a.size and a.min() < 0:
-        raise DatasetError(f"{source}: label image has negative values")
+    try:
+        a = check_label_image(a, name=str(source))
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
     return a.astype(np.int64, copy=False)
 
 
