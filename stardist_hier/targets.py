@@ -95,7 +95,7 @@ def encode_image(labels: np.ndarray, classes, label_set: LabelSet, *, leaf_weigh
     if not isinstance(classes, dict):
         raise TypeError(f"{where}: classes must be a dict {{instance id: label}}, got {type(classes).__name__}")
     ids = np.unique(labels[labels > 0])
-    missing = [int(i) for i in ids if int(i) not in classes and np.int64(i) not in classes]
+    missing = [int(i) for i in ids if int(i) not in classes]
     if missing:
         raise LabelSetError(
             f"{where}: instance ids {missing[:10]}{' ...' if len(missing) > 10 else ''} have no class "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ._label_space import label_space
+from ._label_space import _expand_like, label_space
 
 __all__ = ["focal_tversky", "FORMS"]
 
@@ -52,8 +52,7 @@ def focal_tversky(*, alpha: float = 0.7, gamma: float = 0.75, form: str = "pixel
 
     def focal_tversky_pixel(y_true, y_pred):
         ls = label_space(y_true, y_pred)
-        valid = tf.reshape(ls.valid, tf.concat([tf.shape(ls.valid)[:1], tf.ones([len(ls.t.shape) - 2], tf.int32),
-                                                tf.shape(ls.valid)[-1:]], 0))
+        valid = _expand_like(ls.valid, ls.t)
         num = tf.reduce_sum(ls.t * ls.p, axis=-1) + eps
         den = alpha * tf.reduce_sum(ls.t, axis=-1) + (1 - alpha) * tf.reduce_sum(valid * ls.p, axis=-1) + eps
         return ls.mask * ls.pixel_weight() * _focal(num / den)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ._label_space import EPS, label_space
+from ._label_space import EPS, _expand_like, label_space
 
 __all__ = ["labelset_crossentropy"]
 
@@ -24,8 +24,7 @@ def labelset_crossentropy(*, eps: float = EPS):
 
     def labelset_ce(y_true, y_pred):
         ls = label_space(y_true, y_pred)
-        w = tf.reshape(ls.w, tf.concat([tf.shape(ls.w)[:1], tf.ones([len(ls.t.shape) - 2], tf.int32),
-                                        tf.shape(ls.w)[-1:]], 0))
+        w = _expand_like(ls.w, ls.t)
         logp = tf.math.log(tf.clip_by_value(ls.p, eps, 1.0 - eps))
         return -tf.reduce_sum(w * ls.t * logp, axis=-1)
 

@@ -40,7 +40,7 @@ def evaluate_tests(model, cfg: ExperimentConfig, tests: dict, history: dict, out
         rows.append(_table_row(cfg, history, t, cut, report))
         if ev.get("overlays"):
             write_overlays(part, preds, cut, out / "overlays", t.name, n=int(ev["overlays"]))
-    cols = ["Pre-train", "Eps", "Fine-tune", "Eps ", "Test", "Label set", "PQ", "bPQ"]
+    cols = ["Pre-train", "Eps", "Fine-tune", "Eps ", "Test", "Label set", "PQ", "mPQ+"]
     (out / "results.csv").write_text(_csv(rows, cols))
     (out / "results.md").write_text(_markdown(rows, cols, cfg))
     if verbose:
@@ -74,4 +74,4 @@ def _table_row(cfg, history, t, cut, report) -> dict:
     return {"Pre-train": names(first), "Eps": first["epochs_run"],
             "Fine-tune": " -> ".join(names(e) for e in rest) if rest else "-",
             "Eps ": "+".join(str(e["epochs_run"]) for e in rest) if rest else "-",
-            "Test": t.name, "Label set": cut.name, "PQ": report.mpq, "bPQ": report.binary.pq}
+            "Test": t.name, "Label set": cut.name, "PQ": report.binary.pq, "mPQ+": report.mpq}

@@ -26,8 +26,8 @@ def _markdown(rows, cols, cfg) -> str:
     lines = []
     if cfg is not None:
         lines += [f"# {cfg.name}", "",
-                  f"PQ: mean over the test label set's labels of the per-label PQ "
-                  f"({cfg.evaluation['convention']} convention); bPQ: class-agnostic PQ.", ""]
+                  f"PQ: class-agnostic PQ; mPQ+: mean over the test label set's labels of the per-label PQ "
+                  f"({cfg.evaluation['convention']} convention).", ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
     lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
