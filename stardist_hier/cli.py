@@ -1,19 +1,36 @@
-"""The ``stardist-hier`` command line: a thin dispatcher over :mod:`stardist_hier.commands`."""
+"""The ``stardist-hier`` command line: a thin dispatcher over :mod:`stardist_hier.commands`.
+
+Error policy (see :mod:`stardist_hier.errors`): a :class:`~stardist_hier.errors.UserError`
+ends as one line ``stardist-hier COMMAND: error: MESSAGE`` on stderr and exit code 2;
+a bad argument likewise (argparse's usage block is not repeated); Ctrl-C ends as
+``interrupted; rerun to resume`` and exit code 130. Other exceptions keep their traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .commands import COMMANDS
+from .errors import UserError
+from .version import __version__
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit code 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="stardist-hier",
         description="StarDist nucleus segmentation and classification across datasets with different label sets.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"stardist-hier {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         try:
             mod = importlib.import_module(f"stardist_hier.commands.{name}")
@@ -21,10 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
             if e.name == f"stardist_hier.commands.{name}":
                 continue  # command not built yet
             raise
-        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
+
+
+def _quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ logs and oneDNN notice for the command line only (before TF is imported)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
 def main(argv=None) -> int:
@@ -33,7 +57,17 @@ def main(argv=None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    return int(args._run(args) or 0)
+    _quiet_tensorflow()
+    prog = f"stardist-hier {args.command}"
+    try:
+        return int(args._run(args) or 0)
+    except UserError as e:
+        msg = " ".join(str(e).split()) or type(e).__name__
+        print(f"{prog}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted; rerun to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ A :class:`Taxonomy` bundles a tree with named label sets; the default one
 
 from __future__ import annotations
 
+from .errors import UserError
 import json
 from importlib import resources
 from pathlib import Path
@@ -39,11 +40,11 @@ IGNORE = "ignore"
 BACKGROUND = "background"
 
 
-class TreeError(ValueError):
+class TreeError(UserError):
     """Raised for an invalid class tree."""
 
 
-class LabelSetError(ValueError):
+class LabelSetError(UserError):
     """Raised for an invalid label set or an unknown label."""
 
 

@@ -8,6 +8,7 @@ discovers and checks file names (and array headers); pixels are read in
 
 from __future__ import annotations
 
+from ..errors import InputError
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from .record import Sample
 __all__ = ["Reader", "DatasetError", "require_dir", "require_file"]
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """Bad dataset content: wrong shape or dtype, unknown class, unparsable file.
 
     The message always names the offending file.

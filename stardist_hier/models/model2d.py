@@ -20,6 +20,7 @@ _HIER_DEFAULTS = dict(
     train_class_loss={"ce": 1.0, "focal_tversky": 1.0},
     train_class_loss_options={"focal_tversky": {"alpha": 0.7, "gamma": 0.75, "form": "pixel"}},
     predict_class_aggregate="mean",
+    hier_mpp=None,
 )
 
 
@@ -53,6 +54,9 @@ class Config2DHier(Config2D):
     predict_class_aggregate : {"mean", "center"}
         How an instance's class probabilities are formed: mean over its pixels
         (default) or StarDist's value at the centre pixel.
+    hier_mpp : float or None
+        Pixel size (microns per pixel) of the training images. Slide prediction
+        resamples slides to it; ``None``: unknown (then ``--mpp`` must be given).
     """
 
     def __init__(self, tree=None, axes="YX", n_rays=32, n_channel_in=1, grid=(1, 1), n_classes=None,
@@ -94,6 +98,8 @@ class Config2DHier(Config2D):
             invalid.append("train_class_loss_options")
         if self.predict_class_aggregate not in ("mean", "center"):
             invalid.append("predict_class_aggregate")
+        if self.hier_mpp is not None and not (isinstance(self.hier_mpp, numbers.Real) and 0 < self.hier_mpp < 100):
+            invalid.append("hier_mpp")
         return (len(invalid) == 0, tuple(invalid)) if return_invalid else len(invalid) == 0
 
 

@@ -28,6 +28,7 @@ its own copy is chosen by the all-datasets ``val_loss``.
 
 from __future__ import annotations
 
+from ..errors import RunFolderError
 import hashlib
 import json
 import os
@@ -50,7 +51,7 @@ Callback = keras_import("callbacks", "Callback")
 __all__ = ["EpisodeCallback", "train_episodes", "reset_optimizer", "CheckpointMismatch"]
 
 
-class CheckpointMismatch(RuntimeError):
+class CheckpointMismatch(RunFolderError):
     """The checkpoint folder holds a run of a different schedule or data."""
 
 

@@ -7,6 +7,7 @@ last layer, each stage ("episode") stopped early on its own validation loss. An
 
 from __future__ import annotations
 
+from ..errors import UserError
 import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -14,7 +15,7 @@ from typing import Mapping, Sequence
 __all__ = ["Episode", "ScheduleError", "validate_schedule"]
 
 
-class ScheduleError(ValueError):
+class ScheduleError(UserError):
     """An invalid episode or schedule; the message names the episode."""
 
 

@@ -5,6 +5,7 @@ See :mod:`stardist_hier.training.experiment` for the config format.
 
 from __future__ import annotations
 
+from ...errors import UserError
 import copy
 import hashlib
 import json
@@ -21,7 +22,7 @@ EVALUATION_KEYS = {"convention", "overlays", "prob_thresh", "nms_thresh"}
 SOURCES = ("synthetic", "registry")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """An invalid experiment config; the message names the entry."""
 
 

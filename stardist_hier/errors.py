@@ -1,0 +1,41 @@
+"""The package's one error policy (no TensorFlow).
+
+* A **user error** (bad input file, bad config key, bad argument, a locked or finished
+  run folder) is raised as a :class:`UserError` subclass whose message names the file,
+  key or argument. The command line turns it into one line on stderr and exit code 2
+  (:func:`stardist_hier.cli.main`); library users catch it as ``UserError`` or as the
+  ``ValueError`` it also is.
+* Ctrl-C in a command prints ``interrupted; rerun to resume`` and exits with 130.
+* Anything else is an internal error and keeps its traceback.
+
+Every package error type derives from :class:`UserError`; ``grep -rn "UserError"``
+finds them all.
+"""
+
+from __future__ import annotations
+
+__all__ = ["UserError", "InputError", "ModelFolderError", "RunFolderError", "did_you_mean"]
+
+
+class UserError(ValueError):
+    """An error the user can fix; the message names the file, key or argument."""
+
+
+class InputError(UserError):
+    """A bad input file or argument (image, slide, folder, option value)."""
+
+
+class ModelFolderError(UserError):
+    """A model folder that is missing, truncated, or does not match its weights."""
+
+
+class RunFolderError(UserError):
+    """A run or output folder that is locked by another run, finished with another config, or not a folder."""
+
+
+def did_you_mean(key: str, allowed) -> str:
+    """``" (did you mean 'x'?)"`` for the closest allowed name, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

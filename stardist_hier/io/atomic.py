@@ -1,0 +1,82 @@
+"""Write files and folders under a unique temporary name, then rename them into place.
+
+A reader never sees a half-written file: either the old content or the new one.
+Temporary names are unique per process and call (``.<name>.<pid>.<random>.tmp``), so
+two writers never share one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_dir"]
+
+
+def _temp_name(target: Path, *, directory: bool = False) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if directory:
+        return Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def atomic_path(target):
+    """Yield a unique temporary path beside ``target``; rename it to ``target`` on success.
+
+    On an exception the temporary file is removed and ``target`` is left as it was.
+    The temporary suffix is ``.tmp``; writers that pick a format from the suffix
+    should be given it explicitly.
+    """
+    target = Path(target)
+    tmp = _temp_name(target)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_bytes(target, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        Path(tmp).write_bytes(data)
+
+
+def atomic_write_text(target, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``target`` atomically."""
+    atomic_write_bytes(target, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_dir(target, *, replace: bool = True):
+    """Yield a unique temporary folder beside ``target``; move it to ``target`` on success.
+
+    With ``replace`` an existing ``target`` folder is swapped out (renamed aside, then
+    removed) only after the new one is complete. On an exception the temporary folder
+    is removed and ``target`` is untouched.
+    """
+    target = Path(target)
+    tmp = _temp_name(target, directory=True)
+    try:
+        yield tmp
+        if target.exists():
+            if not replace:
+                raise FileExistsError(f"{target} exists")
+            old = _temp_name(target.with_name(target.name + ".old"), directory=True)
+            os.rmdir(old)
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

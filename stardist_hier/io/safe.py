@@ -1,0 +1,82 @@
+"""Loading data and config files without running code from them.
+
+Rule of the package: **no pickle from data files by default.** ``np.load`` is only
+called through :func:`load_npy` (``allow_pickle=False`` unless the caller passes
+``trust_pickle=True`` after the user asked for it); YAML only through
+:func:`load_yaml` (safe loader, duplicate keys refused). ``grep -rn "allow_pickle\\|yaml.load\\|pickle"``
+must find nothing else in ``stardist_hier/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["load_npy", "load_yaml", "PICKLE_RISK"]
+
+PICKLE_RISK = ("a pickled .npy file can run arbitrary code when loaded; only pass trust_pickle=True "
+               "(--trust-pickle) for files from a source you trust")
+
+
+def load_npy(path, *, mmap_mode=None, trust_pickle: bool = False) -> np.ndarray:
+    """Read a ``.npy`` array; object (pickled) arrays are refused unless ``trust_pickle``.
+
+    Raises
+    ------
+    InputError
+        Naming ``path``: unreadable, truncated, or pickled without ``trust_pickle``.
+    """
+    path = Path(path)
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=bool(trust_pickle))
+    except ValueError as e:
+        if "allow_pickle" in str(e) or "Object arrays" in str(e):
+            raise InputError(f"{path}: holds a pickled object array, refused ({PICKLE_RISK})") from None
+        raise InputError(f"{path}: not a readable .npy array ({e})") from None
+    except (OSError, EOFError) as e:
+        raise InputError(f"{path}: cannot read ({e})") from None
+
+
+def load_yaml(text_or_path, *, where=None):
+    """Parse YAML with the safe loader, refusing duplicate keys.
+
+    Parameters
+    ----------
+    text_or_path : str or Path
+        A path (``Path``) or the YAML text itself (``str``).
+    where : str, optional
+        Name used in messages (default: the path).
+    """
+    import yaml
+
+    if isinstance(text_or_path, Path):
+        where = where or str(text_or_path)
+        try:
+            text = text_or_path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"{where}: cannot read ({e})") from None
+    else:
+        text, where = text_or_path, where or "<yaml>"
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    def _mapping(loader, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise InputError(f"{where}: line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+            seen.add(key)
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        raise InputError(f"{where}: {line}not valid YAML ({getattr(e, 'problem', None) or e})") from None
