@@ -104,13 +104,16 @@ def _part(samples, taxonomy):
                 label_sets=[taxonomy[s.label_set] for s in samples], names=[f"tile {i}" for i in range(len(samples))])
 
 
-def _train_episode(model, name, data, taxonomy, epochs, steps, seed):
-    """One episode through the dataset-switching callback; ends on the episode's best weights."""
+def _train_episode(model, name, data, taxonomy, epochs, steps, seed, verbose=0):
+    """One episode through the dataset-switching callback; ends on the episode's best weights.
+
+    ``verbose`` is Keras's (0 silent, 1 bar, 2 one line per epoch; see :func:`stardist_hier.console.keras_verbose`).
+    """
     from .training import Episode, MultiDataset, train_episodes
 
     multi = MultiDataset({name: _part(data["train"], taxonomy)}, {name: _part(data["val"], taxonomy)})
     cb = train_episodes(model, multi, [Episode(name=name, datasets=name, max_epochs=epochs, restore_best=True)],
-                        steps_per_epoch=steps, seed=seed, verbose=0)
+                        steps_per_epoch=steps, seed=seed, verbose=verbose)
     eh = cb.history["episodes"][0]
     return dict(loss=eh["loss"], val_loss=eh["val_loss_episode"])
 
@@ -130,15 +133,25 @@ def evaluate(model, samples, taxonomy):
     return report, preds
 
 
-def run_rows(rows, settings: Settings = Settings(), *, out=None, log=print):
+def run_rows(rows, settings: Settings = Settings(), *, out=None, log=print, verbose: int = 1):
     """Train and test every row; returns one result dict per row.
 
     Result keys: ``row`` (:class:`Row`), ``pq`` (binary PQ), ``mpq`` (mPQ+ at the test
     set's label set), ``per_class``, ``history`` (``[(dataset, keras history dict)]``).
+
+    ``verbose``: 0 prints nothing but ``log`` lines, 1 one progress bar for all rows
+    (StarDist's status lines and threshold-optimisation bars held back), 2 and more also
+    Keras's per-epoch output, StarDist's lines and bars and each episode's start.
     """
+    from . import console
+
+    console.import_tensorflow()  # before the models import it: TensorFlow's start-up notices held back
     from .models.model2d import Config2DHier, StarDist2DHier
     from .tree import default_taxonomy
 
+    if log is print:
+        log = console.write  # keeps the progress bar whole
+    quiet = console.quiet_stardist
     taxonomy = default_taxonomy()
     names = sorted({d for r in rows for d, _ in r.episodes} | {r.test for r in rows})
     t0 = time.time()
@@ -146,11 +159,15 @@ def run_rows(rows, settings: Settings = Settings(), *, out=None, log=print):
     log(f"generated synthetic datasets {', '.join(names)} ({time.time() - t0:.1f} s)")
     prefix_cache = {}
     results = []
+    # one bar for the phase: a unit per episode, plus threshold optimisation and test per row
+    bar = console.progress(total=sum(len(r.episodes) + 2 for r in rows), desc="train and test", unit="step",
+                           verbose=verbose)
     for i, row in enumerate(rows):
         basedir = None if out is None else str(Path(out) / "models")
         name = f"row{i}_seed{settings.seed}"
         config = Config2DHier(tree=taxonomy.tree, n_channel_in=3, **settings.model)
-        model = StarDist2DHier(config, name=name if basedir else None, basedir=basedir)
+        with quiet(verbose):
+            model = StarDist2DHier(config, name=name if basedir else None, basedir=basedir)
         history = []
         start = 0
         for k in range(len(row.episodes), 0, -1):  # longest cached prefix
@@ -160,17 +177,29 @@ def run_rows(rows, settings: Settings = Settings(), *, out=None, log=print):
                 history = list(history)
                 start = k
                 break
+        bar.update(start)
         for k in range(start, len(row.episodes)):
             ds, eps = row.episodes[k]
-            log(f"[{row.label}] episode {k + 1}: {ds} for {eps} epochs")
-            history.append((ds, _train_episode(model, ds, data[ds], taxonomy, eps, settings.steps_per_epoch,
-                                               settings.seed + k)))
+            bar.set_postfix_str(f"row {i + 1}/{len(rows)}: {ds}, {eps} epochs", refresh=False)
+            if verbose >= 2:
+                log(f"[{row.label}] episode {k + 1}: {ds} for {eps} epochs")
+            with quiet(verbose):
+                history.append((ds, _train_episode(model, ds, data[ds], taxonomy, eps, settings.steps_per_epoch,
+                                                   settings.seed + k,
+                                                   verbose=console.keras_verbose(1) if verbose >= 2 else 0)))
             prefix_cache[row.episodes[:k + 1]] = (model.keras_model.get_weights(), list(history))
+            bar.update()
         test = data[row.test]
-        model.optimize_thresholds(_images(test["val"]), [s.labels for s in test["val"]], nms_threshs=[0.3, 0.4],
-                                  iou_threshs=[0.5], predict_kwargs=dict(show_tile_progress=False),
-                                  save_to_json=basedir is not None)
+        bar.set_postfix_str(f"row {i + 1}/{len(rows)}: thresholds", refresh=False)
+        with quiet(verbose):
+            model.optimize_thresholds(_images(test["val"]), [s.labels for s in test["val"]], nms_threshs=[0.3, 0.4],
+                                      iou_threshs=[0.5], predict_kwargs=dict(show_tile_progress=False),
+                                      optimize_kwargs=dict(verbose=1 if verbose >= 2 else 0),
+                                      save_to_json=basedir is not None)
+        bar.update()
+        bar.set_postfix_str(f"row {i + 1}/{len(rows)}: test {row.test}", refresh=False)
         report, preds = evaluate(model, test["test"], taxonomy)
+        bar.update()
         results.append(dict(row=row, pq=report.pq, mpq=report.mpq,
                             per_class={k: v.pq for k, v in report.per_class.items()}, history=history))
         log(f"[{row.label}] PQ {report.pq:.3f}, mPQ+ {report.mpq:.3f}")
@@ -178,6 +207,7 @@ def run_rows(rows, settings: Settings = Settings(), *, out=None, log=print):
             Path(out).mkdir(parents=True, exist_ok=True)
             _overlay(test["test"][0], preds[0], Path(out) / f"overlay_row{i}_seed{settings.seed}.png",
                      title=row.label)
+    bar.close()
     if out is not None:
         _loss_curves(results, Path(out) / f"loss_curves_seed{settings.seed}.png")
     return results
@@ -253,48 +283,22 @@ def with_epochs(rows, epochs: int):
 
 
 def _loss_curves(results, path: Path):
-    import matplotlib
+    """One panel per row: train/validation loss per episode (:func:`stardist_hier.plotting.loss_curves_figure`)."""
+    from .plotting import loss_curves_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 3.3), squeeze=False)
-    for ax, r in zip(axes[0], results):
-        start = 0
-        for name, h in r["history"]:
-            ep = np.arange(start, start + len(h["loss"])) + 1
-            ax.plot(ep, h["loss"], "-", label=f"train ({name})")
-            ax.plot(ep, h["val_loss"], "--", label=f"val ({name})")
-            if start:
-                ax.axvline(start + 0.5, color="k", lw=0.8)
-            start += len(h["loss"])
-        ax.set_title(r["row"].label, fontsize=8)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss")
-        ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    runs = [[dict(name=name, loss=h["loss"], val_loss=h.get("val_loss")) for name, h in r["history"]]
+            for r in results]
+    save_figure(loss_curves_figure(runs, titles=[r["row"].label for r in results]), path, dpi=100)
 
 
 def _overlay(sample, pred, path: Path, *, title=""):
-    import matplotlib
+    """Ground truth and prediction outlines side by side (:func:`stardist_hier.plotting.overlay_figure`)."""
+    from .plotting import Panel, overlay_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from skimage.segmentation import find_boundaries
-
-    fig, axes = plt.subplots(1, 2, figsize=(8, 4))
-    for ax, lab, name, colour in zip(axes, (sample.labels, pred), ("ground truth", "prediction"),
-                                     ((0, 255, 0), (255, 255, 0))):
-        img = sample.image.copy()
-        img[find_boundaries(lab, mode="inner")] = colour
-        ax.imshow(img)
-        ax.set_title(f"{title}\n{name}", fontsize=7)
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    panels = [Panel(sample.image, labels=sample.labels, title="ground truth"),
+              Panel(sample.image, labels=pred, title="prediction")]
+    fig = overlay_figure(panels, default_label="nucleus", title=title or None)
+    save_figure(fig, path, dpi=100)
 
 
 def quick(settings: Settings) -> Settings:

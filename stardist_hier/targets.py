@@ -94,6 +94,7 @@ def encode_image(labels: np.ndarray, classes, label_set: LabelSet, *, leaf_weigh
         raise ValueError(f"{where}: label image must have an integer dtype, got {labels.dtype}")
     if not isinstance(classes, dict):
         raise TypeError(f"{where}: classes must be a dict {{instance id: label}}, got {type(classes).__name__}")
+    classes = _int_keys(classes, where)
     ids = np.unique(labels[labels > 0])
     missing = [int(i) for i in ids if int(i) not in classes]
     if missing:
@@ -121,6 +122,27 @@ def encode_image(labels: np.ndarray, classes, label_set: LabelSet, *, leaf_weigh
     rows = np.concatenate([m, -np.ones((1, m.shape[1]), np.float32)], axis=0)
     return ImageCut(label_of_id=label_of_id, assignment=a, channel_weights=cw, rows=rows,
                     label_set=label_set)
+
+
+def _int_keys(classes: dict, where: str) -> dict:
+    """``classes`` with integer instance ids; digit strings (as JSON gives them) are converted."""
+    out = {}
+    for k, v in classes.items():
+        if isinstance(k, str):
+            s = k.strip()
+            if not (s.isdigit() or (s[:1] in "+-" and s[1:].isdigit())):
+                raise LabelSetError(f"{where}: instance id {k!r} is not an integer")
+            i = int(s)
+        elif isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
+            i = int(k)
+        elif isinstance(k, (float, np.floating)) and float(k).is_integer():
+            i = int(k)
+        else:
+            raise LabelSetError(f"{where}: instance id {k!r} is not an integer")
+        if i in out:
+            raise LabelSetError(f"{where}: instance id {i} is given twice ({k!r} and another key)")
+        out[i] = v
+    return out
 
 
 def class_target(labels: np.ndarray, cut: ImageCut, *, out: np.ndarray | None = None) -> np.ndarray:

@@ -40,6 +40,10 @@ IGNORE = "ignore"
 BACKGROUND = "background"
 
 
+LABEL_SET_KEYS = ("labels", "codes", "weights", "name")
+TAXONOMY_KEYS = ("tree", "label_sets", "name", "description", "colors")
+
+
 class TreeError(UserError):
     """Raised for an invalid class tree."""
 
@@ -57,6 +61,11 @@ class ClassTree:
     parents : mapping of str to str or None
         ``{node: parent}`` for every node; exactly one node (the root) has parent
         ``None``. Child order is the order in which nodes appear in the mapping.
+    colors : mapping of str to str, optional
+        Display colour of some nodes, ``{node: "#rrggbb"}`` (or ``[r, g, b]`` with
+        0-255 integers). Nodes without one get a shade of their parent's colour, or
+        a colour of a fixed palette (see :meth:`color`). Colours are presentation
+        only: they take no part in tree equality.
 
     Notes
     -----
@@ -64,7 +73,7 @@ class ClassTree:
     :meth:`from_file`. A tree is immutable once built.
     """
 
-    def __init__(self, parents: Mapping[str, str | None]):
+    def __init__(self, parents: Mapping[str, str | None], *, colors: Mapping | None = None):
         parents = dict(parents)
         if len(parents) == 0:
             raise TreeError("class tree is empty: it needs a root and at least one leaf")
@@ -114,6 +123,12 @@ class ClassTree:
             else:
                 s = frozenset((n,))
             self._leaf_sets[n] = s
+        self._colors: dict[str, tuple] = {}
+        for node, value in dict(colors or {}).items():
+            if node not in parents:
+                raise TreeError(f"class tree colors: unknown node {node!r}; known nodes: {', '.join(self._nodes)}")
+            self._colors[node] = _parse_color(value, where=f"class tree colors: node {node!r}")
+        self._color_cache: dict[str, tuple] = {}
 
     # ---- construction
     @classmethod
@@ -122,15 +137,23 @@ class ClassTree:
 
         ``{"nucleus": {"epithelial": ["normal", "tumor"], "other": None}}``: a
         mapping's keys are children, a list holds leaves, ``None`` (or an empty
-        mapping or list) marks a leaf. The top level must have a single key, the root.
-        A mapping ``{"parents": {...}}`` (as written by :meth:`to_dict`) is also accepted.
+        mapping or list) marks a leaf. The top level must have a single key, the root,
+        plus optionally ``"colors": {node: "#rrggbb"}`` (see :meth:`color`), as
+        :meth:`to_dict` writes it for a tree with colours.
+        A mapping ``{"parents": {...}}`` (optionally with ``"colors"``) is also accepted.
         """
         if not isinstance(d, Mapping):
             raise TreeError(f"class tree must be a mapping, got {type(d).__name__}")
         if len(d) == 0:
             raise TreeError("class tree is empty: it needs a root and at least one leaf")
+        colors = None
+        if len(d) >= 2 and COLORS_KEY in d:
+            colors = d[COLORS_KEY]
+            if colors is not None and not isinstance(colors, Mapping):
+                raise TreeError(f"class tree: {COLORS_KEY!r} must map node names to '#rrggbb', got {colors!r}")
+            d = {k: v for k, v in d.items() if k != COLORS_KEY}
         if set(d.keys()) == {"parents"} and isinstance(d["parents"], Mapping):
-            return cls(d["parents"])
+            return cls(d["parents"], colors=colors)
         if len(d) != 1:
             raise TreeError(f"class tree must have a single root at the top level, found {list(d.keys())}")
         parents: dict[str, str | None] = {}
@@ -161,7 +184,7 @@ class ClassTree:
 
         (root, sub), = d.items()
         walk(root, sub, None)
-        return cls(parents)
+        return cls(parents, colors=colors)
 
     @classmethod
     def from_json(cls, text: str) -> "ClassTree":
@@ -183,20 +206,63 @@ class ClassTree:
         """
         d = _read_mapping(path)
         if "tree" in d:
-            d = d["tree"]
+            d = _with_colors(d["tree"], d.get(COLORS_KEY))
         try:
             return cls.from_dict(d)
         except TreeError as e:
             raise TreeError(f"{path}: {e}") from None
 
     def to_dict(self) -> dict:
-        """Nested-mapping form, accepted by :meth:`from_dict` (round-trips exactly)."""
+        """Nested-mapping form, accepted by :meth:`from_dict` (round-trips exactly).
 
+        The explicitly given colours, if any, ride along under the key ``"colors"``
+        next to the root, so they are saved in a model's ``config.json``.
+        """
+        d = self._structure_dict()
+        if self._colors:
+            d[COLORS_KEY] = {n: _hex(c) for n, c in self._colors.items()}
+        return d
+
+    def _structure_dict(self) -> dict:
         def sub(n):
             ch = self._children[n]
             return {c: sub(c) for c in ch} if ch else None
 
         return {self._root: sub(self._root)}
+
+    @property
+    def colors(self) -> dict:
+        """Explicitly given colours, ``{node: "#rrggbb"}`` (nodes without one are absent)."""
+        return {n: _hex(c) for n, c in self._colors.items()}
+
+    def color(self, node: str) -> tuple:
+        """Display colour of a node as an ``(r, g, b)`` tuple of 0-255 integers.
+
+        A node's own colour (``colors``) if it has one; otherwise a shade of its
+        parent's colour (siblings spread from darker to lighter); a child of the root
+        without a colour takes a colour of a fixed palette by its position. The root
+        defaults to grey. Deterministic: the same tree always gives the same colours.
+        """
+        self._check(node)
+        if node not in self._color_cache:
+            self._color_cache[node] = self._derive_color(node)
+        return self._color_cache[node]
+
+    def _derive_color(self, node: str) -> tuple:
+        if node in self._colors:
+            return self._colors[node]
+        parent = self._parent[node]
+        if parent is None:
+            return (128, 128, 128)
+        siblings = self._children[parent]
+        i = siblings.index(node)
+        if parent == self._root and self._root not in self._colors:
+            return _PALETTE[i % len(_PALETTE)]
+        base = np.asarray(self.color(parent), np.float64)
+        n = len(siblings)
+        t = 0.0 if n == 1 else -0.35 + 0.7 * i / (n - 1)  # -0.35 darker ... +0.35 lighter
+        rgb = base + (255.0 - base) * t if t >= 0 else base * (1.0 + t)
+        return tuple(int(round(v)) for v in np.clip(rgb, 0, 255))
 
     def to_json(self) -> str:
         """JSON string of :meth:`to_dict`."""
@@ -227,10 +293,11 @@ class ClassTree:
         return name in self._parent
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, ClassTree) and self.to_dict() == other.to_dict()
+        # colours are presentation only: trees with the same structure are equal
+        return isinstance(other, ClassTree) and self._structure_dict() == other._structure_dict()
 
     def __hash__(self):
-        return hash(self.to_json())
+        return hash(json.dumps(self._structure_dict()))
 
     def __repr__(self) -> str:
         return f"ClassTree(root={self._root!r}, n_nodes={len(self._nodes)}, n_leaves={len(self._leaves)})"
@@ -366,6 +433,9 @@ class LabelSet:
             raise TypeError(f"label set {name!r}: tree must be a ClassTree, got {type(tree).__name__}")
         self.tree = tree
         self.name = str(name)
+        if labels is not None and not isinstance(labels, Mapping):
+            raise LabelSetError(f"label set {self.name!r}: 'labels' must be a mapping {{label: tree node}}, "
+                                f"got {type(labels).__name__}")
         if labels is None or len(labels) == 0:
             raise LabelSetError(f"label set {self.name!r} is empty: it needs at least one label")
         self._nodes: dict[str, tuple] = {}
@@ -383,6 +453,11 @@ class LabelSet:
             if target is None or (isinstance(target, str) and target.lower() == IGNORE):
                 self._ignore.append(label)
                 continue
+            if not isinstance(target, (str, list, tuple)) or (
+                    not isinstance(target, str) and not all(isinstance(n, str) for n in target)):
+                raise LabelSetError(
+                    f"label set {self.name!r}: label {label!r} must map to a tree node name, a list of node "
+                    f"names or 'ignore', got {target!r}")
             nodes = (target,) if isinstance(target, str) else tuple(target)
             if len(nodes) == 0:
                 raise LabelSetError(f"label set {self.name!r}: label {label!r} names no tree node")
@@ -402,20 +477,27 @@ class LabelSet:
             self._leaves[label] = leaves
         if not self._leaves:
             raise LabelSetError(f"label set {self.name!r} has only ignore labels: it needs at least one class label")
+        for what, m in (("codes", codes), ("weights", weights)):
+            if m is not None and not isinstance(m, Mapping):
+                raise LabelSetError(f"label set {self.name!r}: {what!r} must be a mapping, got {type(m).__name__}")
         self._codes: dict[int, str] = {}
         for code, label in dict(codes or {}).items():
             try:
                 icode = int(code)
             except (TypeError, ValueError):
                 raise LabelSetError(f"label set {self.name!r}: code {code!r} is not an integer") from None
-            if label not in self._leaves and label not in self._ignore:
+            if not isinstance(label, str) or (label not in self._leaves and label not in self._ignore):
                 raise LabelSetError(f"label set {self.name!r}: code {icode} names unknown label {label!r}")
             self._codes[icode] = label
         self._weights = {lab: 1.0 for lab in self._leaves}
         for lab, w in dict(weights or {}).items():
             if lab not in self._leaves:
                 raise LabelSetError(f"label set {self.name!r}: weight given for unknown label {lab!r}")
-            w = float(w)
+            try:
+                w = float(w)
+            except (TypeError, ValueError):
+                raise LabelSetError(f"label set {self.name!r}: weight of label {lab!r} must be a number, "
+                                    f"got {w!r}") from None
             if not (np.isfinite(w) and w > 0):
                 raise LabelSetError(f"label set {self.name!r}: weight of label {lab!r} must be positive, got {w}")
             self._weights[lab] = w
@@ -426,6 +508,12 @@ class LabelSet:
         """Build from ``{"labels": {...}, "codes": {...}, "weights": {...}, "name": ...}``."""
         if not isinstance(d, Mapping) or "labels" not in d:
             raise LabelSetError(f"label set {name!r}: expected a mapping with key 'labels', got {d!r}")
+        extra = [k for k in d if k not in LABEL_SET_KEYS]
+        if extra:
+            from .errors import did_you_mean
+
+            raise LabelSetError(f"label set {d.get('name', name)!r}: unknown key {extra[0]!r}"
+                                f"{did_you_mean(extra[0], LABEL_SET_KEYS)}; known: {', '.join(LABEL_SET_KEYS)}")
         return cls(tree, d["labels"], name=d.get("name", name or "labels"),
                    codes=d.get("codes"), weights=d.get("weights"))
 
@@ -610,19 +698,32 @@ class Taxonomy:
 
     @classmethod
     def from_dict(cls, d: Mapping, *, source: str = "taxonomy") -> "Taxonomy":
-        """Build from ``{"tree": ..., "label_sets": {name: {"labels": ...} | {"same_as": other}}}``."""
+        """Build from ``{"tree": ..., "label_sets": {name: {"labels": ...} | {"same_as": other}}}``.
+
+        An optional top-level ``"colors": {node: "#rrggbb"}`` gives the tree's display
+        colours (:meth:`ClassTree.color`).
+        """
         if not isinstance(d, Mapping) or "tree" not in d:
             raise TreeError(f"{source}: expected a mapping with key 'tree'")
         try:
-            tree = ClassTree.from_dict(d["tree"])
+            tree = ClassTree.from_dict(_with_colors(d["tree"], d.get(COLORS_KEY)))
         except TreeError as e:
             raise TreeError(f"{source}: {e}") from None
+        extra = [k for k in d if k not in TAXONOMY_KEYS]
+        if extra:
+            from .errors import did_you_mean
+
+            raise TreeError(f"{source}: unknown key {extra[0]!r}{did_you_mean(extra[0], TAXONOMY_KEYS)}; "
+                            f"known: {', '.join(TAXONOMY_KEYS)}")
+        if d.get("label_sets") is not None and not isinstance(d["label_sets"], Mapping):
+            raise LabelSetError(f"{source}: 'label_sets' must be a mapping {{name: label set}}")
         raw = dict(d.get("label_sets") or {})
         sets = {}
         for name, spec in raw.items():
             if isinstance(spec, Mapping) and "same_as" in spec:
                 other = spec["same_as"]
-                if other not in raw or "same_as" in raw[other]:
+                if not isinstance(other, str) or other not in raw or not isinstance(raw[other], Mapping) \
+                        or "same_as" in raw[other]:
                     raise LabelSetError(f"{source}: label set {name!r}: same_as names unknown label set {other!r}")
                 spec = dict(raw[other], name=name)
             try:
@@ -665,20 +766,76 @@ def default_taxonomy() -> Taxonomy:
     return Taxonomy.from_dict(yaml.safe_load(text), source="default_taxonomy.yaml")
 
 
-def _read_mapping(path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
-    text = path.read_text()
-    try:
-        if path.suffix.lower() == ".json":
-            d = json.loads(text)
-        else:
-            import yaml
+#: Key of the optional node colours in tree and taxonomy mappings.
+COLORS_KEY = "colors"
 
-            d = yaml.safe_load(text)
-    except Exception as e:  # json/yaml errors
-        raise ValueError(f"{path}: could not parse: {e}") from None
+#: Colours of the root's children that have none of their own (Tableau 10).
+_PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+            (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
+
+
+def _parse_color(value, *, where: str) -> tuple:
+    """``"#rrggbb"`` or ``[r, g, b]`` (0-255) -> ``(r, g, b)`` ints; ``TreeError`` naming ``where``."""
+    if isinstance(value, str):
+        v = value.strip().lstrip("#")
+        if len(v) == 6:
+            try:
+                return tuple(int(v[k:k + 2], 16) for k in (0, 2, 4))
+            except ValueError:
+                pass
+    elif isinstance(value, (list, tuple)) and len(value) == 3:
+        try:
+            rgb = tuple(int(c) for c in value)
+        except (TypeError, ValueError):
+            rgb = None
+        if rgb is not None and all(0 <= c <= 255 for c in rgb) and \
+                all(float(c) == float(v) for c, v in zip(rgb, value)):
+            return rgb
+    raise TreeError(f"{where}: colour must be '#rrggbb' or [r, g, b] with integers 0-255, got {value!r}")
+
+
+def _hex(rgb) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def _with_colors(tree_spec, colors):
+    """A tree mapping with the taxonomy-level ``colors`` added (the tree's own win)."""
+    if not colors or not isinstance(tree_spec, Mapping):
+        return tree_spec
+    if not isinstance(colors, Mapping):
+        raise TreeError(f"{COLORS_KEY!r} must map node names to '#rrggbb', got {colors!r}")
+    merged = dict(colors)
+    merged.update(tree_spec.get(COLORS_KEY) or {})
+    return {**{k: v for k, v in tree_spec.items() if k != COLORS_KEY}, COLORS_KEY: merged}
+
+
+def _read_mapping(path) -> dict:
+    """A JSON/YAML file's top-level mapping; duplicate keys refused (:class:`TreeError` naming the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.suffix.lower() == ".json":
+        def no_duplicates(pairs):
+            seen = {}
+            for k, v in pairs:
+                if k in seen:
+                    raise TreeError(f"{path}: duplicate key {k!r}")
+                seen[k] = v
+            return seen
+
+        try:
+            d = json.loads(path.read_text(), object_pairs_hook=no_duplicates)
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            if isinstance(e, TreeError):
+                raise
+            raise TreeError(f"{path}: could not parse: {e}") from None
+    else:
+        from .io import load_yaml
+
+        try:
+            d = load_yaml(path)
+        except UserError as e:
+            raise TreeError(str(e)) from None
     if not isinstance(d, Mapping):
-        raise ValueError(f"{path}: expected a mapping at the top level, got {type(d).__name__}")
+        raise TreeError(f"{path}: expected a mapping at the top level, got {type(d).__name__}")
     return d

@@ -20,3 +20,15 @@ def shared_data():
 def rng():
     """A seeded local random generator."""
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def test_seed():
+    """Seed offset for tests that train (``STARDIST_HIER_TEST_SEED``, default 0).
+
+    Every test that trains a network takes its seeds from this offset, so the suite can
+    be run under several seeds (see the README's developer notes).
+    """
+    import os
+
+    return int(os.environ.get("STARDIST_HIER_TEST_SEED", "0"))

@@ -9,11 +9,14 @@ HELP = "run the synthetic Table 2 (pre-train, fine-tune, test) or Table 4 (unsee
 
 
 def add_arguments(parser):
+    from ._args import non_negative_int, out_folder, positive_int
+
     parser.add_argument("--table", choices=("2", "4"), default="2")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=10, help="epochs per episode")
-    parser.add_argument("--steps", type=int, default=20, help="steps per epoch")
-    parser.add_argument("--out", default="runs/benchmark")
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2],
+                        help="random seeds (non-negative integers)")
+    parser.add_argument("--epochs", type=positive_int, default=10, help="epochs per episode")
+    parser.add_argument("--steps", type=positive_int, default=20, help="steps per epoch")
+    parser.add_argument("--out", type=out_folder, default="runs/benchmark")
     parser.add_argument("--quick", action="store_true", help="a much smaller run (smoke test)")
 
 
@@ -24,8 +27,10 @@ def run(args) -> int:
 
     from .. import benchmark as bm
 
-    if args.epochs < 1 or args.steps < 1:
-        raise SystemExit("stardist-hier benchmark: --epochs and --steps must be positive")
+    if len(set(args.seeds)) != len(args.seeds):
+        from ..errors import InputError
+
+        raise InputError(f"--seeds: each seed once, got {' '.join(map(str, args.seeds))}")
     rows = bm.with_epochs(bm.TABLE2 if args.table == "2" else bm.TABLE4, 1 if args.quick else args.epochs)
     out = Path(args.out) / f"table{args.table}"
     t0 = time.time()

@@ -12,7 +12,6 @@ Examples
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 
 import numpy as np
@@ -21,6 +20,8 @@ HELP = "List known datasets and their label sets, verify a local copy, or show w
 
 
 def add_arguments(parser) -> None:
+    from ._args import positive_int
+
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = sub.add_parser("list", help="known datasets, their label sets and how the labels sit on the class tree")
     p.add_argument("--taxonomy", help="taxonomy YAML/JSON file (default: the built-in one)")
@@ -30,7 +31,7 @@ def add_arguments(parser) -> None:
     p.add_argument("path", help="dataset folder")
     p.add_argument("--label-set", help="label set to read (default: the dataset's first)")
     p.add_argument("--split", help="split / fold to read (default: all)")
-    p.add_argument("--limit", type=int, default=None, help="read at most this many samples")
+    p.add_argument("--limit", type=positive_int, default=None, help="read at most this many samples")
     p.add_argument("--taxonomy", help="taxonomy YAML/JSON file (default: the built-in one)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = sub.add_parser("info", help="where to download a dataset and how to lay it out")
@@ -147,12 +148,15 @@ def _verify(args) -> int:
 
 
 def run(args) -> int:
+    """Bad input ends as a :class:`~stardist_hier.errors.UserError` (one line, exit code 2, by the CLI)."""
+    from ..errors import InputError, UserError
+
     actions = {"list": _list, "info": _info, "verify": _verify}
     try:
         return actions[args.action](args)
+    except UserError:
+        raise
     except KeyError as e:  # unknown dataset name
-        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
-        return 1
+        raise InputError(str(e.args[0] if e.args else e)) from None
     except (OSError, ValueError, NotImplementedError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        raise InputError(str(e)) from None

@@ -10,11 +10,16 @@ HELP = ("generate PanNuke- and CoNSeP-like data, train on CoNSeP only (10 and 20
 
 
 def add_arguments(parser):
-    parser.add_argument("--out", default="runs/demo", help="folder for the table, figures and models")
-    parser.add_argument("--epochs", type=int, default=10, help="epochs per episode (default 10; the control row gets twice)")
-    parser.add_argument("--steps", type=int, default=20, help="steps per epoch (default 20)")
-    parser.add_argument("--seed", type=int, default=0)
+    from ._args import non_negative_int, out_folder, positive_int
+
+    parser.add_argument("--out", type=out_folder, default="runs/demo", help="folder for the table, figures and models")
+    parser.add_argument("--epochs", type=positive_int, default=10,
+                        help="epochs per episode (default 10; the control row gets twice)")
+    parser.add_argument("--steps", type=positive_int, default=20, help="steps per epoch (default 20)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (a non-negative integer)")
     parser.add_argument("--quick", action="store_true", help="a much smaller run (smoke test)")
+    parser.add_argument("-v", "--verbose", action="count", default=1,
+                        help="also show Keras's and StarDist's own progress output")
 
 
 def run(args) -> int:
@@ -23,19 +28,18 @@ def run(args) -> int:
     from pathlib import Path
 
     from .. import benchmark as bm
+    from ..console import done
 
-    if args.epochs < 1 or args.steps < 1:
-        raise SystemExit("stardist-hier demo: --epochs and --steps must be positive")
     s = replace(bm.Settings(seed=args.seed), steps_per_epoch=args.steps)
     rows = bm.with_epochs(bm.DEMO, args.epochs)
     if args.quick:
         s, rows = bm.quick(s), bm.with_epochs(bm.DEMO, 1)
     t0 = time.time()
-    results = bm.run_rows(rows, s, out=args.out)
+    results = bm.run_rows(rows, s, out=args.out, verbose=args.verbose)
     summary = bm.summarize([results])
     bm.write_tables(summary, Path(args.out))
     print()
     print(bm.format_table(summary))
-    print(f"\nPQ at the test set's own label set (CoNIC convention; mPQ+ = mean over its labels). "
-          f"Table, loss curves and overlays in {args.out}/ ({time.time() - t0:.0f} s).")
+    print("\nPQ at the test set's own label set (CoNIC convention; mPQ+ = mean over its labels).")
+    done("demo", f"table (results.md, results.csv), loss curves, overlays and models in {args.out}/", t0=t0)
     return 0

@@ -34,7 +34,9 @@ def add_arguments(parser) -> None:
 
     parser.add_argument("--pred", required=True, type=Path, metavar="DIR", help="folder of predicted label images")
     parser.add_argument("--gt", required=True, type=Path, metavar="DIR", help="folder of ground-truth label images")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the reports")
+    from ._args import out_folder
+
+    parser.add_argument("--out", required=True, type=out_folder, metavar="DIR", help="folder for the reports")
     parser.add_argument("--convention", nargs="+", default=["all"], choices=CONVENTIONS + ("all",),
                         help="PQ conventions to report (default: all)")
     parser.add_argument("--label-set", metavar="NAME",
@@ -43,8 +45,12 @@ def add_arguments(parser) -> None:
                         help="taxonomy file (JSON/YAML) instead of the built-in default")
     parser.add_argument("--levels", action="store_true",
                         help="also evaluate at every level of the class tree")
-    parser.add_argument("--threshold", type=float, default=0.5, help="IoU threshold of the stardist convention")
-    parser.add_argument("--radius", type=float, default=12.0, help="centroid distance for detection F1 (px)")
+    from ._args import positive_float, unit_interval
+
+    parser.add_argument("--threshold", type=unit_interval, default=0.5,
+                        help="IoU threshold of the stardist convention, in (0, 1]")
+    parser.add_argument("--radius", type=positive_float, default=12.0,
+                        help="centroid distance for detection F1 (px, positive)")
     parser.add_argument("--tissues", type=Path, metavar="FILE",
                         help='JSON {"stem": "tissue"} for PanNuke\'s tissue averaging')
 
@@ -81,12 +87,16 @@ def read_label_image(path: Path) -> np.ndarray:
     from ..metrics import check_label_image
 
     from ..datasets.images import read_image
+    from ..errors import UserError
+    from ..io import load_npy
 
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".tif", ".tiff", ".png"):
         raise ValueError(f"{path}: cannot read label image: unsupported file type {suffix!r}")
     try:
-        arr = np.load(path, allow_pickle=False) if suffix == ".npy" else read_image(path)
+        arr = load_npy(path) if suffix == ".npy" else read_image(path)  # never unpickles
+    except UserError as e:  # names the file already
+        raise ValueError(str(e)) from None
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: cannot read label image: {e}") from None
     arr = np.squeeze(arr)

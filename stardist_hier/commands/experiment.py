@@ -2,12 +2,18 @@
 
 See :mod:`stardist_hier.training.experiment` for the config format and the files
 written to the run folder. Rerunning with the same config and ``--out`` resumes an
-interrupted run from its last completed epoch.
+interrupted run from its last completed epoch (a finished one is only evaluated again).
+
+The run folder is locked while a run uses it: a second run into it is refused, naming the
+holder (PID, host, start time). A rerun with a config that differs from the folder's
+``config.yaml`` is refused, naming the keys that differ, and nothing is written.
+``--restart`` moves the folder's existing run, whole, to ``OUT.old-<UTC time>`` beside it
+(nothing is deleted) and trains from scratch in ``OUT``.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 HELP = "Run a training experiment from a YAML config: episodes across datasets, test-set PQ, curves, overlays."
@@ -18,30 +24,42 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="run folder (default: the config's 'out', else runs/<name>)")
     parser.add_argument("--restart", action="store_true",
-                        help="discard the run folder's checkpoint and train from scratch")
-    parser.add_argument("--max-epochs", type=int, metavar="N",
+                        help="move an existing run in the folder to DIR.old-<UTC time> (nothing is deleted) "
+                             "and train from scratch")
+    parser.add_argument("--max-epochs", type=_positive_int, metavar="N",
                         help="stop after N epochs in this call (rerun to continue)")
     parser.add_argument("--check", action="store_true",
                         help="only validate the config and the data, do not train")
     parser.add_argument("-q", "--quiet", action="store_true", help="less output")
 
 
+def _positive_int(text) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return v
+
+
 def run(args) -> int:
-    from ..training.experiment import ConfigError, load_config, load_data
+    # user errors (ConfigError, RunFolderError, ...) are UserErrors: stardist_hier.cli prints one line, exit 2
+    from ..training.experiment import load_config, load_data
 
     verbose = 0 if args.quiet else 1
-    try:
-        cfg = load_config(args.config)
-        if args.check:
-            data, tests = load_data(cfg, verbose=verbose)
-            print(f"config OK: {data}; test sets: {', '.join(t.name for t in cfg.tests) or '(none)'}")
-            return 0
-        from ..training.experiment import run_experiment
+    if args.out is not None and not args.check:
+        from ..training.experiment.runfolder import probe_lock
 
-        res = run_experiment(cfg, args.out, restart=args.restart, max_epochs=args.max_epochs, verbose=verbose)
-    except ConfigError as e:
-        print(f"stardist-hier experiment: error: {e}", file=sys.stderr)
-        return 2
+        probe_lock(args.out)  # another run in --out: refuse before the (slow) config check
+    cfg = load_config(args.config)
+    if args.check:
+        data, tests = load_data(cfg, verbose=verbose)
+        print(f"config OK: {data}; test sets: {', '.join(t.name for t in cfg.tests) or '(none)'}")
+        return 0
+    from ..training.experiment import run_experiment
+
+    res = run_experiment(cfg, args.out, restart=args.restart, max_epochs=args.max_epochs, verbose=verbose)
     if not res["finished"]:
         print(f"stopped after {res['epochs_done']} epochs; rerun the same command to continue ({res['out']})")
         return 0

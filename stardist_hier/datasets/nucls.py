@@ -3,7 +3,7 @@
 Layout (as in the project's real samples)::
 
     ROOT/segmentation/{train,test}/images/<name>.png   RGB tiles
-    ROOT/segmentation/{train,test}/labels/<name>.npy   pickled dict {'inst_map', 'type_map'}
+    ROOT/segmentation/{train,test}/labels/<name>.npy   pickled dict {'inst_map', 'type_map'} (see below)
     ROOT/segmentation/label_map.yaml                   {1: Non-Tumor, 2: Tumor}
     ROOT/detection/{train,test}/labels/<name>.csv      rows x,y,class (class 0..3)
     ROOT/detection/label_map.yaml                      {0: tumor_any, 1: nonTIL_stromal, 2: sTIL, 3: other_nucleus}
@@ -26,10 +26,14 @@ floats are floored)
 Code-to-name tables come from the ``label_map.yaml`` files when present (names must
 belong to the label set), else the defaults above.
 
-.. warning::
-   The label ``.npy`` files are **pickles**: they are loaded with
-   ``np.load(..., allow_pickle=True)``, which can execute arbitrary code. Open only
-   files from a trusted source (such as the project's own sample data).
+Label files are read without running code from them
+    NuCLS's label ``.npy`` files are pickles (a 0-d object array holding a dict).
+    ``np.load(..., allow_pickle=True)`` would run whatever code a crafted file names, so
+    they are **never** unpickled that way: :func:`read_nucls_labels` reads the pickle
+    stream with an unpickler that builds only NumPy arrays and dtypes (plus plain dicts,
+    lists, strings and numbers) and refuses any other global (a function, a class)
+    before calling it, raising :class:`DatasetError` naming the file. A plain (not
+    pickled) ``.npy`` of shape ``(2, H, W)`` (``inst_map``, ``type_map``) is read as well.
 """
 
 from __future__ import annotations
@@ -49,19 +53,81 @@ NUCLS2_CLASSES = {1: "Non-Tumor", 2: "Tumor"}
 NUCLS4_CLASSES = {0: "tumor_any", 1: "nonTIL_stromal", 2: "sTIL", 3: "other_nucleus"}
 
 
+def _reconstruct():
+    core = getattr(np, "_core", None)
+    if core is None or not hasattr(core, "multiarray"):
+        import numpy.core as core  # NumPy 1.x
+    return core.multiarray._reconstruct
+
+
+# the only globals a NuCLS label pickle may name: NumPy's array and dtype constructors
+_NUMPY_ONLY = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+def _load_numpy_pickle(path: Path):
+    """The object in a pickled ``.npy`` built with NumPy arrays and plain containers only.
+
+    No global other than those in ``_NUMPY_ONLY`` is ever looked up, so no code named
+    by the file runs (the unpickler refuses before calling anything).
+    """
+    import pickle  # noqa: S403 - restricted: find_class allows NumPy's array constructors only
+
+    class NumpyOnly(pickle.Unpickler):
+        def find_class(self, module, name):
+            if (module, name) not in _NUMPY_ONLY:
+                raise DatasetError(f"{path}: refused: the label file asks to run {module}.{name} when loaded; "
+                                   f"NuCLS labels hold NumPy arrays only (the file is not loaded)")
+            if name == "_reconstruct":
+                return _reconstruct()
+            return getattr(np, name)
+
+        def persistent_load(self, pid):
+            raise DatasetError(f"{path}: refused: persistent references are not NuCLS labels")
+
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(f)
+        if dtype != object:
+            raise ValueError("not an object array")  # plain arrays go through load_npy
+        obj = NumpyOnly(f).load()
+    if not isinstance(obj, np.ndarray) or obj.dtype != object or obj.shape != tuple(shape):
+        raise DatasetError(f"{path}: not a NuCLS label file (unexpected pickle content)")
+    return obj
+
+
 def read_nucls_labels(path, *, shape=None) -> tuple:
-    """``(inst_map, type_map)`` as int64 from a pickled NuCLS label ``.npy`` (trusted files only).
+    """``(inst_map, type_map)`` as int64 from a NuCLS label ``.npy``, without running code from it.
+
+    The file is either NuCLS's pickled dict ``{'inst_map', 'type_map'}`` (read by an
+    unpickler that builds NumPy arrays only, see the module docstring) or a plain
+    ``(2, H, W)`` integer array.
 
     Raises
     ------
     DatasetError
-        Unreadable file, not a dict with ``inst_map`` and ``type_map``, wrong shapes.
+        Unreadable file, a pickle naming anything but NumPy arrays, not a dict with
+        ``inst_map`` and ``type_map``, wrong shapes. The message names the file.
     """
+    from ..io import load_npy
+
     path = Path(path)
     try:
-        obj = np.load(path, allow_pickle=True)  # trusted paths only: see the module docstring
-    except Exception as e:
-        raise DatasetError(f"{path}: cannot read NuCLS labels ({e})") from None
+        obj = _load_numpy_pickle(path)
+    except DatasetError:
+        raise
+    except ValueError as e:
+        if str(e) != "not an object array":
+            raise DatasetError(f"{path}: cannot read NuCLS labels ({e})") from None
+        obj = load_npy(path)  # not pickled: no code can run
+        if obj.ndim != 3 or obj.shape[0] != 2:
+            raise DatasetError(f"{path}: expected NuCLS labels (a pickled dict, or an array of shape (2, H, W)), "
+                               f"got an array of shape {obj.shape}") from None
+        obj = {"inst_map": obj[0], "type_map": obj[1]}
+    except Exception as e:  # truncated or corrupt file: any unpickling error
+        raise DatasetError(f"{path}: cannot read NuCLS labels ({type(e).__name__}: {e})") from None
     if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
         obj = obj.item()
     if not isinstance(obj, dict) or "inst_map" not in obj or "type_map" not in obj:

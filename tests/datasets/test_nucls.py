@@ -178,3 +178,53 @@ def test_missing_root(tmp_path):
     with pytest.raises(FileNotFoundError) as e:
         NuCLS(tmp_path)
     assert str(tmp_path / "segmentation") in str(e.value)
+
+
+class _Payload:
+    """Unpickling this runs ``os.mkdir(marker)``: the code a crafted label file could run."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (self.marker,)
+
+
+@pytest.mark.parametrize("where", ["inst_map", "top"])
+def test_crafted_pickle_is_never_executed(nucls, tmp_path, capsys, where):
+    from stardist_hier.cli import main
+
+    root = _copy(nucls, tmp_path)
+    lp = root / "segmentation/test/labels/test_1.npy"
+    marker = tmp_path / "marker"
+    d = np.load(lp, allow_pickle=True).item()  # the real file (trusted): keep its other content
+    payload = _Payload(marker)
+    if where == "inst_map":
+        d["inst_map"] = payload
+        obj = np.empty((), dtype=object)
+        obj[()] = d
+    else:
+        obj = np.empty((), dtype=object)
+        obj[()] = payload
+    np.save(lp, obj, allow_pickle=True)
+    with pytest.raises(DatasetError) as e:
+        NuCLS(root)[0]
+    assert str(lp) in str(e.value) and "mkdir" in str(e.value)  # names the file and what it asked to run
+    assert not marker.exists()
+    assert main(["datasets", "verify", "nucls", str(root)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(lp) in err[0] and "Traceback" not in err[0]
+    assert not marker.exists()
+
+
+def test_plain_array_labels_load_without_pickle(nucls, tmp_path):
+    root = _copy(nucls, tmp_path)
+    lp = root / "segmentation/test/labels/test_1.npy"
+    ref = NuCLS(root)[0]
+    d = np.load(lp, allow_pickle=True).item()
+    np.save(lp, np.stack([d["inst_map"], d["type_map"]]).astype(np.int32))  # converted: no pickle
+    s = NuCLS(root)[0]
+    np.testing.assert_array_equal(s.labels, ref.labels)
+    assert s.classes == ref.classes

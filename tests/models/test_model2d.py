@@ -18,18 +18,27 @@ TAX = default_taxonomy()
 PANNUKE, CONSEP4, MONUSAC = TAX["pannuke"], TAX["consep4"], TAX["monusac"]
 
 
+# The trained fixture's settings were chosen from a measured spread: with 8 base filters and
+# lr 1e-2 the class head of this tiny net got stuck in a two-class minimum on some CPUs
+# (PanNuke accuracy 0.15 with oneDNN on, 1.0 off, same seed; 0.7 on two of four seeds at lr 3e-3).
+# With 16 base filters and lr 3e-3 all 8 runs measured (keras seeds 0-3, TF_ENABLE_ONEDNN_OPTS=0
+# and 1, Intel AVX-512) scored 20/20 nuclei right, so the assertion below keeps a wide margin (>= 0.8).
+TRAINED_SETTINGS = dict(unet_n_filter_base=16, net_conv_after_unet=32, train_learning_rate=3e-3)
+
+
 @pytest.fixture(scope="module")
-def trained(two_sets, tmp_path_factory, tiny_config):
+def trained(two_sets, tmp_path_factory, tiny_config, test_seed):
     (Xa, Ya, Ca, La), (Xb, Yb, Cb, Lb) = two_sets
     import keras
 
-    keras.utils.set_random_seed(1)  # weight initialisation; the generator is seeded by train(seed=...)
+    keras.utils.set_random_seed(1 + test_seed)  # weight initialisation; the generator is seeded by train(seed=...)
     basedir = tmp_path_factory.mktemp("models")
-    model = StarDist2DHier(tiny_config(), name="tiny", basedir=str(basedir))
+    model = StarDist2DHier(tiny_config(**TRAINED_SETTINGS), name="tiny", basedir=str(basedir))
     sets = [PANNUKE] * 6 + [CONSEP4] * 6
     hist = model.train(Xa[:6] + Xb[:6], Ya[:6] + Yb[:6],
                        validation_data=(Xa[6:] + Xb[6:], Ya[6:] + Yb[6:], Ca[6:] + Cb[6:], [PANNUKE] * 2 + [CONSEP4] * 2),
-                       classes=Ca[:6] + Cb[:6], label_sets=sets, epochs=25, steps_per_epoch=10, seed=0, verbose=0)
+                       classes=Ca[:6] + Cb[:6], label_sets=sets, epochs=25, steps_per_epoch=10, seed=test_seed,
+                       verbose=0)
     model.thresholds = dict(prob=0.4, nms=0.3)
     return model, hist, basedir
 
@@ -55,14 +64,16 @@ def test_predicts_classes_at_two_cuts(trained, two_sets):
     assert all(lab in PANNUKE.labels for lab in res["labels"]["pannuke"])
     assert all(lab in MONUSAC.labels for lab in res["labels"]["monusac"])
     assert len(res["class_node"]) == n and all(node in TAX.tree for node in res["class_node"])
-    # the pannuke decision of bright nuclei (tumour) should mostly be right on this easy data
-    gt = Ya[7]
+    # the PanNuke decision should be right on this easy data (classes differ by intensity),
+    # scored over both PanNuke validation images (about 20 nuclei)
     hits = []
-    for i, lab in enumerate(res["labels"]["pannuke"], start=1):
-        ids, counts = np.unique(gt[labels == i], return_counts=True)
-        if ids[np.argmax(counts)] > 0:
-            hits.append(lab == Ca[7][ids[np.argmax(counts)]])
-    assert len(hits) >= 3 and np.mean(hits) >= 0.5, hits
+    for k in (6, 7):
+        labels_k, res_k = (labels, res) if k == 7 else model.predict_instances(Xa[k], label_sets=[PANNUKE])
+        for i, lab in enumerate(res_k["labels"]["pannuke"], start=1):
+            ids, counts = np.unique(Ya[k][labels_k == i], return_counts=True)
+            if ids[np.argmax(counts)] > 0:
+                hits.append(lab == Ca[k][ids[np.argmax(counts)]])
+    assert len(hits) >= 10 and np.mean(hits) >= 0.8, hits
 
 
 def test_class_probabilities_are_instance_means(trained, two_sets):

@@ -11,6 +11,16 @@ class Interrupt(Exception):
     pass
 
 
+def _small_patch_model(tree):
+    """The tests' tiny model with 32x32 patches of the 64x64 images (patch positions vary)."""
+    from stardist_hier import Config2DHier, StarDist2DHier
+
+    conf = Config2DHier(tree=tree, n_rays=8, grid=(2, 2), unet_n_depth=2, unet_n_filter_base=8,
+                        net_conv_after_unet=16, train_patch_size=(32, 32), train_batch_size=2,
+                        train_tensorboard=False)
+    return StarDist2DHier(conf, name="small", basedir=None)
+
+
 def _raise_after(n):
     from csbdeep.utils.tf import keras_import
 
@@ -63,3 +73,73 @@ def test_checkpoint_of_another_schedule_is_refused(two_datasets, make_tiny_model
     with pytest.raises(CheckpointMismatch, match="another configuration"):
         train_episodes(m, two_datasets, [Episode("a", "B", 1)], steps_per_epoch=2, seed=0, checkpoint_dir=ck,
                        verbose=0)
+
+
+def test_resumed_schedule_equals_uninterrupted_run(two_datasets, taxonomy, tmp_path):
+    """Interrupted after epoch 1 (in the first episode) and resumed: the same weights and
+    losses as without interruption, bit for bit (patches seeded per global batch index)."""
+    import numpy as np
+
+    from stardist_hier.training import Augmenter, train_episodes
+
+    episodes = [Episode("pre", "A", 2), Episode("fine", {"A": 1, "B": 2}, 1, keep_optimizer_state=False)]
+
+    def run(ck, callbacks=()):
+        m = _small_patch_model(taxonomy.tree)
+        cb = train_episodes(m, two_datasets, episodes, steps_per_epoch=2, seed=11, augmenter=Augmenter(seed=1),
+                            checkpoint_dir=ck, callbacks=list(callbacks), verbose=0)
+        return m, cb
+
+    ref, cb_ref = run(tmp_path / "ref")
+    with pytest.raises(Interrupt):
+        run(tmp_path / "res", [_raise_after(1)])
+    res, cb_res = run(tmp_path / "res")
+    assert cb_res.history["epochs_done"] == 3 and len(cb_res.history["episodes"][0]["loss"]) == 2
+    for k in ("loss", "val_loss", "val_loss_episode"):
+        assert [e[k] for e in cb_ref.history["episodes"]] == [e[k] for e in cb_res.history["episodes"]], k
+    wa, wb = ref.keras_model.get_weights(), res.keras_model.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(wa, wb))
+
+
+def test_batch_patches_depend_only_on_seed_and_global_step(two_datasets, taxonomy):
+    """StarDist's patch positions come from NumPy's global generator; with a seeded mixer
+    a batch is the same whatever that generator's state, and batch ``i`` of a fit that
+    starts at global step ``s`` is batch ``s + i`` of an uninterrupted one."""
+    import numpy as np
+
+    from stardist_hier.models import _stardist_compat as compat
+    from stardist_hier.training import DatasetMixer
+
+    model = _small_patch_model(taxonomy.tree)
+    d = two_datasets
+    cuts = model.encode(d.X, d.Y, d.classes, d.label_sets)
+
+    def batches(first_step, steps, mixer_state=None, noise=0):
+        mixer = DatasetMixer(d.groups, 2, seed=4)
+        mixer.set_datasets({"A": 1, "B": 1})
+        if mixer_state is not None:
+            mixer.load_state_dict(mixer_state)
+        mixer.first_step = first_step
+        gen = compat.StarDistData2DHier(d.X, d.Y, cuts, sampler=mixer, batch_size=2, length=10,
+                                        **compat.data_kwargs(model.config))
+        out = []
+        for i in steps:
+            np.random.seed(noise + i)  # whatever the global state, the batch is the same
+            before = np.random.get_state()[1].copy()
+            out.append(gen[i])
+            assert np.array_equal(np.random.get_state()[1], before)  # and it is left alone
+        return out, mixer
+
+    full, _ = batches(0, range(4))
+    head, mixer = batches(0, range(2), noise=100)
+    tail, _ = batches(2, range(2), mixer_state=mixer.state_dict(), noise=200)
+
+    def same(a, b):
+        (xa,), ya = a
+        (xb,), yb = b
+        return np.array_equal(xa, xb) and all(np.array_equal(u, v) for u, v in zip(ya, yb))
+
+    assert all(same(a, b) for a, b in zip(full, head + tail))
+    assert not same(full[0], full[2])
+    assert mixer.batch_seed(3) == [4, mixer.batch_seed(3)[1], 3]
+    assert DatasetMixer(d.groups, 2, seed=None).batch_seed(0) is None

@@ -44,17 +44,19 @@ def _registry_pools(name, o, spec, cfg, where) -> dict:
     from ...datasets import extract_patches, open_dataset
 
     def read(split):
+        # any bad file or option ends as a ConfigError naming the dataset entry (and the file)
+        out = []
+        limit = o.get("limit")
         try:
             ds = open_dataset(o.get("dataset", name), o["path"], label_set=spec.label_set.name, split=split,
                               **dict(o.get("options") or {}))
-        except (ValueError, FileNotFoundError, NotImplementedError) as e:
-            raise ConfigError(f"{where}: {e}") from None
-        out = []
-        limit = o.get("limit")
-        for s in ds:
-            out.extend(extract_patches(s, size=o["patch_size"]) if o.get("patch_size") else [s])
-            if limit is not None and len(out) >= limit:
-                break
+            for s in ds:
+                out.extend(extract_patches(s, size=o["patch_size"]) if o.get("patch_size") else [s])
+                if limit is not None and len(out) >= limit:
+                    break
+        except (ValueError, TypeError, KeyError, OSError, NotImplementedError) as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+            raise ConfigError(f"{where}: {msg}") from None
         return out[:limit] if limit is not None else out
 
     pool = read(o.get("split"))

@@ -5,10 +5,12 @@ See :mod:`stardist_hier.training.experiment` for the config format.
 
 from __future__ import annotations
 
-from ...errors import UserError
+from ...errors import UserError, did_you_mean
 import copy
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -17,7 +19,7 @@ from ...tree import LabelSet, LabelSetError, Taxonomy, TreeError, default_taxono
 from ..schedule import Episode, ScheduleError, validate_schedule
 
 TOP_KEYS = {"name", "seed", "taxonomy", "model", "training", "datasets", "episodes", "tests", "evaluation", "out"}
-TRAINING_KEYS = {"steps_per_epoch", "tensorboard", "augment", "oversample"}
+TRAINING_KEYS = {"steps_per_epoch", "tensorboard", "augment", "oversample", "deterministic"}
 EVALUATION_KEYS = {"convention", "overlays", "prob_thresh", "nms_thresh"}
 SOURCES = ("synthetic", "registry")
 
@@ -78,9 +80,33 @@ def _mapping(v, where) -> dict:
 
 
 def _unknown(d, known, where):
-    extra = sorted(set(d) - set(known))
+    extra = sorted((str(k) for k in set(d) - set(known)))
     if extra:
-        raise ConfigError(f"{where}: unknown keys {extra}; known: {sorted(known)}")
+        raise ConfigError(f"{where}: unknown key {extra[0]!r}{did_you_mean(extra[0], known)}; "
+                          f"known: {', '.join(sorted(known))}")
+
+
+def _number(v, where, *, lo=None, hi=None, lo_open=True, hi_open=True, integer=False) -> float:
+    """``v`` as a finite number within the bounds, else a ConfigError naming ``where``."""
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
+    if integer:
+        ok = ok and isinstance(v, numbers.Integral)
+    if ok and lo is not None:
+        ok = v > lo if lo_open else v >= lo
+    if ok and hi is not None:
+        ok = v < hi if hi_open else v <= hi
+    if not ok:
+        what = "an integer" if integer else "a number"
+        rng = ""
+        if lo is not None or hi is not None:
+            left = ("(" if lo_open else "[") + ("-inf" if lo is None else f"{lo:g}")
+            right = ("inf" if hi is None else f"{hi:g}") + (")" if hi_open else "]")
+            rng = f" in {left}, {right}"
+        raise ConfigError(f"{where}: must be {what}{rng}, got {v!r}")
+    return v
+
+
+MODEL_FROM_TAXONOMY = ("tree", "hier_tree", "n_classes", "n_channel_in")
 
 
 def load_config(config, *, base_dir=None) -> ExperimentConfig:
@@ -99,18 +125,26 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
         path = Path(config)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        import yaml
+        from ...io import load_yaml
 
         try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+            raw = load_yaml(path)  # safe loader, duplicate keys refused
+        except UserError as e:
+            raise ConfigError(str(e)) from None
         base_dir = path.parent if base_dir is None else Path(base_dir)
     else:
         raw = copy.deepcopy(config)
     base_dir = Path(base_dir or ".")
     raw = _mapping(raw, "config")
     _unknown(raw, TOP_KEYS, "config")
+    try:
+        json.dumps(raw)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config: holds a value that is not plain data ({e})") from None
+    if "name" in raw and not (isinstance(raw["name"], str) and raw["name"].strip()):
+        raise ConfigError(f"name: must be a non-empty string, got {raw['name']!r}")
+    if raw.get("out") is not None and not isinstance(raw["out"], str):
+        raise ConfigError(f"out: must be a folder path (a string), got {raw['out']!r}")
 
     # taxonomy
     tx_spec = raw.get("taxonomy", "default")
@@ -122,36 +156,31 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
         else:
             p = Path(tx_spec)
             taxonomy = Taxonomy.from_file(p if p.is_absolute() else base_dir / p)
-    except (TreeError, LabelSetError, ValueError, FileNotFoundError) as e:
+    except (TreeError, LabelSetError, ValueError, TypeError, FileNotFoundError) as e:
         raise ConfigError(f"taxonomy: {e}") from None
     tree = taxonomy.tree
 
     seed = raw.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"seed: must be an integer, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed: must be a non-negative integer, got {seed!r}")
 
     # model
     model = _mapping(raw.get("model"), "model")
-    for k in ("tree", "hier_tree", "n_classes"):
+    for k in MODEL_FROM_TAXONOMY:
         if k in model:
-            raise ConfigError(f"model: {k!r} comes from the taxonomy; remove it")
-    try:
-        from ...models.model2d import Config2DHier
-
-        conf = Config2DHier(tree=tree, n_channel_in=3, **_model_kwargs(model))
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"model: {e}") from None
-    ok, invalid = conf.is_valid(return_invalid=True)
-    if not ok:
-        raise ConfigError(f"model: invalid values for {', '.join(invalid)}")
+            raise ConfigError(f"model: {k!r} comes from the taxonomy (3 input channels); remove it")
+    conf = _check_model(model, tree)
 
     # training
     training = _mapping(raw.get("training"), "training")
     _unknown(training, TRAINING_KEYS, "training")
     spe = training.setdefault("steps_per_epoch", 100)
-    if not isinstance(spe, int) or spe < 2:
+    if not isinstance(spe, int) or isinstance(spe, bool) or spe < 2:
         raise ConfigError(f"training: steps_per_epoch must be an integer >= 2, got {spe!r}")
-    training.setdefault("tensorboard", True)
+    if not isinstance(training.setdefault("tensorboard", True), bool):
+        raise ConfigError(f"training: tensorboard must be true or false, got {training['tensorboard']!r}")
+    if "deterministic" in training and not isinstance(training["deterministic"], bool):
+        raise ConfigError(f"training: deterministic must be true or false, got {training['deterministic']!r}")
     aug = training.setdefault("augment", {})
     if aug not in (False, None) and not isinstance(aug, Mapping):
         raise ConfigError("training: augment must be a mapping of Augmenter keywords or false")
@@ -168,8 +197,8 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
     if over not in (False, None):
         over = _mapping(over, "training: oversample")
         _unknown(over, {"threshold", "factor"}, "training: oversample")
-        if not 0 < float(over.get("threshold", 0.1)) <= 1 or not float(over.get("factor", 2.0)) > 0:
-            raise ConfigError("training: oversample needs 0 < threshold <= 1 and factor > 0")
+        _number(over.get("threshold", 0.1), "training: oversample: threshold", lo=0, hi=1, hi_open=False)
+        _number(over.get("factor", 2.0), "training: oversample: factor", lo=0)
         training["oversample"] = over
 
     # datasets
@@ -186,6 +215,9 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
         raise ConfigError("episodes: expected a non-empty list of episodes")
     episodes = []
     for i, e in enumerate(eps):
+        for k in ("keep_optimizer_state", "restore_best"):
+            if isinstance(e, Mapping) and k in e and not isinstance(e[k], bool):
+                raise ConfigError(f"episodes: episode {e.get('name', i)!r}: {k} must be true or false, got {e[k]!r}")
         try:
             episodes.append(Episode.from_dict(e, index=i))
         except ScheduleError as err:
@@ -204,7 +236,8 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
 
     # tests
     tests = []
-    tspecs = raw.get("tests") or []
+    tspecs = raw.get("tests")
+    tspecs = [] if tspecs is None else tspecs
     if not isinstance(tspecs, list):
         raise ConfigError("tests: expected a list of test sets")
     seen = set()
@@ -222,10 +255,65 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
     if evaluation["convention"] not in CONVENTIONS:
         raise ConfigError(f"evaluation: convention must be one of {CONVENTIONS}, got {evaluation['convention']!r}")
     evaluation.setdefault("overlays", 2)
+    ov = evaluation["overlays"]
+    if ov is False or ov is None:
+        evaluation["overlays"] = 0
+    else:
+        _number(ov, "evaluation: overlays (images per test set)", lo=0, lo_open=False, integer=True)
+    for k in ("prob_thresh", "nms_thresh"):
+        if k in evaluation:
+            _number(evaluation[k], f"evaluation: {k}", lo=0, hi=1)
 
     return ExperimentConfig(name=str(raw.get("name", "experiment")), seed=seed, taxonomy=taxonomy, model=model,
                             training=training, datasets=datasets, episodes=episodes, tests=tuple(tests),
                             evaluation=evaluation, out=raw.get("out"), raw=raw)
+
+
+def _check_model(model: dict, tree):
+    """The model's ``Config2DHier``; every key and value checked (ConfigError naming the key)."""
+    from ...models.model2d import Config2DHier
+
+    allowed = sorted(set(vars(Config2DHier(tree=tree, n_channel_in=3))) - set(MODEL_FROM_TAXONOMY))
+    for k in model:
+        if k not in allowed:
+            raise ConfigError(f"model: unknown key {k!r}{did_you_mean(k, allowed)} (Config2DHier keywords)")
+    for k in ("grid", "train_patch_size", "unet_kernel_size", "unet_pool"):
+        v = model.get(k)
+        if k in model and not (isinstance(v, (list, tuple)) and len(v) == 2 and all(
+                isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in v)):
+            raise ConfigError(f"model: {k} must be two positive integers [y, x], got {v!r}")
+    for k, lo in (("n_rays", 3), ("unet_n_depth", 1), ("unet_n_filter_base", 1), ("train_batch_size", 1),
+                  ("unet_n_conv_per_depth", 1), ("net_conv_after_unet", 0), ("train_epochs", 1),
+                  ("train_steps_per_epoch", 1), ("train_completion_crop", 0)):
+        if k in model:
+            _number(model[k], f"model: {k}", lo=lo, lo_open=False, integer=True)
+    if model.get("train_n_val_patches") is not None:
+        _number(model["train_n_val_patches"], "model: train_n_val_patches", lo=1, lo_open=False, integer=True)
+    for k, hi in (("unet_dropout", 1), ("train_foreground_only", 1), ("train_background_reg", None)):
+        if k in model:
+            _number(model[k], f"model: {k}", lo=0, lo_open=False, hi=hi, hi_open=True if k == "unet_dropout" else False)
+    for k in ("unet_batch_norm", "train_shape_completion", "train_tensorboard", "use_gpu"):
+        if k in model and not isinstance(model[k], bool):
+            raise ConfigError(f"model: {k}: must be true or false, got {model[k]!r}")
+    if "train_learning_rate" in model:
+        _number(model["train_learning_rate"], "model: train_learning_rate", lo=0)
+    try:
+        conf = Config2DHier(tree=tree, n_channel_in=3, **_model_kwargs(model))
+    except (TypeError, ValueError, AttributeError) as e:
+        raise ConfigError(f"model: {e}") from None
+    reasons = conf.invalid_reasons()
+    if reasons:
+        k = sorted(reasons)[0]
+        raise ConfigError(f"model: {k}: {reasons[k]}")
+    ok, invalid = conf.is_valid(return_invalid=True)
+    if not ok:
+        raise ConfigError(f"model: invalid values for {', '.join(invalid)}")
+    stride = [2 ** int(conf.unet_n_depth) * int(g) for g in conf.grid]
+    patch = tuple(conf.train_patch_size)
+    if any(p % s for p, s in zip(patch, stride)):
+        raise ConfigError(f"model: train_patch_size {list(patch)} must be divisible by the network's stride "
+                          f"{stride} (2**unet_n_depth * grid)")
+    return conf
 
 
 def _model_kwargs(model: dict) -> dict:
@@ -248,6 +336,8 @@ def _dataset_spec(name, spec, taxonomy, base_dir) -> DatasetSpec:
     if source not in SOURCES:
         raise ConfigError(f"{where}: unknown source {source!r}; known: {', '.join(SOURCES)}")
     ls_name = spec.get("label_set")
+    if ls_name is not None and not isinstance(ls_name, str):
+        raise ConfigError(f"{where}: label_set must be the name of a label set of the taxonomy, got {ls_name!r}")
     if source == "synthetic":
         _unknown(spec, SYNTHETIC_KEYS, where)
         try:
@@ -263,6 +353,9 @@ def _dataset_spec(name, spec, taxonomy, base_dir) -> DatasetSpec:
         n = spec.setdefault("n_tiles", 10)
         if not isinstance(n, int) or n < 3:
             raise ConfigError(f"{where}: n_tiles must be an integer >= 3 (train, val and test), got {n!r}")
+        for k in ("size", "seed"):
+            if k in spec:
+                _number(spec[k], f"{where}: {k}", lo=16 if k == "size" else 0, lo_open=False, integer=True)
         ls_name = ls_name or dom.label_set
         _split_counts(spec.get("split"), n, where, need_test=True)
     else:
@@ -275,10 +368,21 @@ def _dataset_spec(name, spec, taxonomy, base_dir) -> DatasetSpec:
             raise ConfigError(f"{where}: {e.args[0]}") from None
         if "path" not in spec:
             raise ConfigError(f"{where}: missing 'path' (the dataset folder)")
+        if not isinstance(spec["path"], str):
+            raise ConfigError(f"{where}: path must be a folder path (a string), got {spec['path']!r}")
         p = Path(spec["path"])
         spec["path"] = str(p if p.is_absolute() else base_dir / p)
         if not Path(spec["path"]).exists():
             raise ConfigError(f"{where}: path not found: {spec['path']}")
+        for k in ("patch_size", "limit"):
+            if spec.get(k) is not None:
+                _number(spec[k], f"{where}: {k}", lo=1, lo_open=False, integer=True)
+        if "seed" in spec:
+            _number(spec["seed"], f"{where}: seed", lo=0, lo_open=False, integer=True)
+        _mapping(spec.get("options"), f"{where}: options")
+        for k in ("split", "test_split"):
+            if spec.get(k) is not None and not isinstance(spec[k], str):
+                raise ConfigError(f"{where}: {k} must be the name of a split (a string), got {spec[k]!r}")
         ls_name = ls_name or info.label_sets[0]
     try:
         ls = taxonomy[ls_name]
@@ -291,11 +395,13 @@ def _test_spec(i, t, datasets, taxonomy) -> TestSpec:
     if isinstance(t, str):
         t = {"dataset": t}
     t = _mapping(t, f"tests[{i}]")
+    if "name" in t and not (isinstance(t["name"], str) and t["name"].strip()):
+        raise ConfigError(f"tests[{i}]: name must be a non-empty string, got {t['name']!r}")
     name = str(t.get("name", t.get("dataset", f"test_{i}")))
     where = f"test set {name!r}"
     _unknown(t, {"name", "dataset", "label_set"}, where)
     d = t.get("dataset")
-    if d not in datasets:
+    if not isinstance(d, str) or d not in datasets:
         raise ConfigError(f"{where}: unknown dataset {d!r}; known: {', '.join(datasets)}")
     spec = t.get("label_set")
     if spec is None:
@@ -310,7 +416,11 @@ def _test_spec(i, t, datasets, taxonomy) -> TestSpec:
         else:
             raise ConfigError(f"{where}: label_set must be a label set name or a mapping of labels")
     except LabelSetError as e:
-        raise ConfigError(f"{where}: its labels are not on the class tree: {e}") from None
+        if "unknown tree node" in str(e) or "unknown label set" in str(e):
+            raise ConfigError(f"{where}: its labels are not on the class tree: {e}") from None
+        raise ConfigError(f"{where}: label_set: {e}") from None
+    except TypeError as e:
+        raise ConfigError(f"{where}: invalid label_set ({e})") from None
     own = datasets[d].label_set
     if not (ls.covered_leaves() & own.covered_leaves()):
         raise ConfigError(f"{where}: label set {ls.name!r} shares no tree leaf with dataset {d!r}'s "
@@ -325,11 +435,13 @@ def _split_counts(split, n, where, *, need_test=True) -> dict:
     out = {}
     for k in ("val", "test", "train"):
         v = split.get(k, 0 if k != "train" else None)
+        if v is None and k != "train":
+            raise ConfigError(f"{where}: split {k!r} must be a count or a fraction, got None")
         if v is None:
             out[k] = n - out["val"] - out["test"]
         elif isinstance(v, float) and 0 <= v <= 1:
             out[k] = max(1, int(round(v * n))) if v > 0 else 0
-        elif isinstance(v, int) and v >= 0:
+        elif isinstance(v, int) and not isinstance(v, bool) and v >= 0:
             out[k] = v
         else:
             raise ConfigError(f"{where}: split {k!r} must be a count or a fraction, got {v!r}")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...io import atomic_write_text
 from ..data import Part
 from .config import ExperimentConfig
 from .outputs import _csv, _markdown, _safe, write_overlays
@@ -36,13 +37,13 @@ def evaluate_tests(model, cfg: ExperimentConfig, tests: dict, history: dict, out
         gts, gcls = _with_ignore_instance(part)
         report = evaluate_cut(gts, [p[0] for p in preds], gcls, [p[1] for p in preds], label_set=own, cut=cut,
                               convention=ev["convention"])
-        (out / "tests" / f"{_safe(t.name)}.csv").write_text(format_csv(tidy_rows(report)))
+        atomic_write_text(out / "tests" / f"{_safe(t.name)}.csv", format_csv(tidy_rows(report)))
         rows.append(_table_row(cfg, history, t, cut, report))
         if ev.get("overlays"):
             write_overlays(part, preds, cut, out / "overlays", t.name, n=int(ev["overlays"]))
     cols = ["Pre-train", "Eps", "Fine-tune", "Eps ", "Test", "Label set", "PQ", "mPQ+"]
-    (out / "results.csv").write_text(_csv(rows, cols))
-    (out / "results.md").write_text(_markdown(rows, cols, cfg))
+    atomic_write_text(out / "results.csv", _csv(rows, cols))
+    atomic_write_text(out / "results.md", _markdown(rows, cols, cfg))
     if verbose:
         print(_markdown(rows, cols, cfg), file=sys.stderr)
     return rows

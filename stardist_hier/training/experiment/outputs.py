@@ -49,75 +49,40 @@ def _safe(name) -> str:
 def plot_loss_curves(history: dict, path, *, title=None):
     """Training loss and episode validation loss over the schedule (paper's Figure 3).
 
-    Each episode's epochs are shaded, and the switch epochs marked by dashed lines.
+    Drawn by :func:`stardist_hier.plotting.loss_curves_figure`: markers on every
+    epoch, a dotted vertical line at each episode switch, a star at each episode's
+    best epoch. Written atomically.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from ...plotting import loss_curves_figure, save_figure
 
-    fig = Figure(figsize=(7, 4))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(111)
-    colors = ["C0", "C1", "C2", "C3", "C4", "C5"]
-    for k, eh in enumerate(history["episodes"]):
-        if not eh["loss"]:
-            continue
-        e0 = eh["first_epoch"]
-        xs = np.arange(e0 + 1, e0 + 1 + len(eh["loss"]))
-        c = colors[k % len(colors)]
-        ax.plot(xs, eh["loss"], "-", color=c, label=f"{eh['name']}: train loss")
-        ax.plot(xs, eh["val_loss_episode"], "--", color=c, label=f"{eh['name']}: validation loss")
-        if eh["best_epoch"] is not None:
-            ax.plot([eh["best_epoch"] + 1], [eh["best_val_loss"]], "o", color=c, mfc="none")
-        if k > 0:
-            ax.axvline(e0 + 0.5, color="k", ls=":", lw=1)
-            ax.text(e0 + 0.6, ax.get_ylim()[1], f"switch to {eh['name']}", va="top", fontsize=8)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(str(path), dpi=110)
+    episodes = [dict(name=eh["name"], first_epoch=eh["first_epoch"], loss=eh["loss"],
+                     val_loss=eh.get("val_loss_episode"), best_epoch=eh.get("best_epoch"),
+                     best_val_loss=eh.get("best_val_loss"))
+                for eh in history["episodes"]]
+    save_figure(loss_curves_figure([episodes], title=title), path, dpi=110)
 
 
 def write_overlays(part: Part, preds, cut: LabelSet, folder, test_name, *, n=2):
-    """PNG per test image: ground truth and prediction outlines, coloured by label of ``cut``."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-    from skimage.segmentation import find_boundaries
+    """PNG per test image: ground truth and prediction outlines, coloured by label of ``cut``.
+
+    Colours come from the class tree (:func:`stardist_hier.plotting.label_colors`); the
+    legend lists the labels present. Drawn by :mod:`stardist_hier.plotting`.
+    """
+    from ...plotting import Panel, label_colors, overlay_figure, save_figure
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    cmap = np.array([[0.9, 0.1, 0.1], [0.1, 0.7, 0.1], [0.1, 0.3, 0.9], [0.9, 0.6, 0.0], [0.6, 0.1, 0.8],
-                     [0.0, 0.7, 0.7], [0.5, 0.3, 0.1], [0.9, 0.4, 0.7], [0.3, 0.3, 0.3]])
+    colors = label_colors(cut)
     for i in range(min(n, len(part.X))):
         x = np.clip(part.X[i], 0, 1)
         gt, (pred, probs) = np.asarray(part.Y[i]), preds[i]
         own = part.label_sets[i]
-        panels = []
-        for lab_img, cls_of in ((gt, _gt_labels(part.classes[i], own, cut)),
-                                (pred, {k: cut.labels[int(np.argmax(cut.label_probabilities(p)[1:]))]
-                                        for k, p in probs.items()})):
-            rgb = x.copy()
-            b = find_boundaries(np.clip(lab_img, 0, None), mode="inner")
-            ids = np.clip(lab_img, 0, None)
-            for k in np.unique(ids[b]):
-                lab = cls_of.get(int(k))
-                color = cmap[cut.labels.index(lab) % len(cmap)] if lab in cut.labels else np.ones(3)
-                rgb[b & (ids == k)] = color
-            panels.append(rgb)
-        fig = Figure(figsize=(8, 4.3))
-        FigureCanvasAgg(fig)
-        for j, (rgb, ttl) in enumerate(zip(panels, ("ground truth", "prediction"))):
-            ax = fig.add_subplot(1, 2, j + 1)
-            ax.imshow(rgb)
-            ax.set_title(f"{ttl} ({cut.name})", fontsize=9)
-            ax.axis("off")
-        fig.legend(handles=[Patch(color=cmap[k % len(cmap)], label=lab) for k, lab in enumerate(cut.labels)],
-                   loc="lower center", ncol=min(4, len(cut.labels)), fontsize=7)
-        fig.tight_layout(rect=(0, 0.08, 1, 0.97))
-        fig.savefig(str(folder / f"{_safe(test_name)}_{i}.png"), dpi=100)
+        pred_cls = {int(k): cut.labels[int(np.argmax(cut.label_probabilities(p)[1:]))] for k, p in probs.items()}
+        panels = [Panel(x, labels=np.clip(gt, 0, None), classes=_gt_labels(part.classes[i], own, cut),
+                        title=f"ground truth ({cut.name})"),
+                  Panel(x, labels=np.asarray(pred), classes=pred_cls, title=f"prediction ({cut.name})")]
+        fig = overlay_figure(panels, colors=colors, default_label="other / no label")
+        save_figure(fig, folder / f"{_safe(test_name)}_{i}.png", dpi=100)
 
 
 def _gt_labels(classes, own: LabelSet, cut: LabelSet) -> dict:

@@ -5,6 +5,7 @@ TensorFlow, StarDist and the training callback are imported when a run starts.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ...tree import LabelSetError
@@ -12,6 +13,7 @@ from .build import load_data
 from .config import ConfigError, ExperimentConfig, _model_kwargs, load_config
 from .evaluate import evaluate_tests
 from .outputs import plot_loss_curves
+from .runfolder import RunLock, check_run_folder, move_run_aside
 
 def run_experiment(config, out=None, *, restart: bool = False, max_epochs: int | None = None,
                    verbose: int = 1) -> dict:
@@ -23,23 +25,44 @@ def run_experiment(config, out=None, *, restart: bool = False, max_epochs: int |
     out : path, optional
         Run folder (default: the config's ``out``, else ``runs/<name>``).
     restart : bool
-        Ignore an existing checkpoint in ``out`` and train from scratch.
+        Start afresh: an existing run in ``out`` (finished or not) is first moved, whole, to
+        ``<out>.old-<UTC time>`` beside it (nothing is deleted); see :mod:`.runfolder`.
     max_epochs : int, optional
         Train at most this many epochs in this call and stop (resumable): for time-sliced runs.
+        A run stopped this way or killed after any epoch, then resumed, ends with the same
+        weights (bit for bit on CPU) and per-epoch losses as an uninterrupted run: the
+        config's ``training.deterministic`` (default ``true``) switches on TensorFlow's op
+        determinism (``tf.config.experimental.enable_op_determinism()``, process-wide) and
+        the seed makes every batch's randomness a function of ``(seed, global batch index)``
+        (see :mod:`stardist_hier.training.callback`).
     verbose : int
 
     Returns
     -------
     dict
         ``{"finished": bool, "epochs_done": int, "history": ..., "results": [rows], "out": path}``.
+
+    Raises
+    ------
+    ConfigError, RunFolderError
+        Before anything is written: a bad config or data; ``out`` is locked by another
+        run (the holder named), or holds a run with another config (the keys named).
+        ``out`` is locked for the whole call (:mod:`.runfolder`).
     """
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
     out = Path(out or cfg.out or Path("runs") / cfg.name)
-    data, tests = load_data(cfg, verbose=verbose)
-    out.mkdir(parents=True, exist_ok=True)
-    import yaml
+    lock = RunLock(out)
+    try:
+        if (out / "config.yaml").is_file():  # an existing run: lock it before reading it
+            lock.acquire()
+        check_run_folder(out, cfg.raw, restart=restart)
+        return _run_locked(cfg, out, lock, restart=restart, max_epochs=max_epochs, verbose=verbose)
+    finally:
+        lock.release()
 
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.raw, sort_keys=False))
+
+def _run_locked(cfg, out, lock, *, restart, max_epochs, verbose) -> dict:
+    data, tests = load_data(cfg, verbose=verbose)
 
     from ...models.model2d import Config2DHier, StarDist2DHier
     from ..augment import Augmenter, oversampling_weights, rare_images
@@ -48,16 +71,39 @@ def run_experiment(config, out=None, *, restart: bool = False, max_epochs: int |
     from csbdeep.utils.tf import keras_import
 
     keras_import("utils", "set_random_seed")(cfg.seed)  # weight initialisation, NumPy, Python
+    if cfg.training.get("deterministic", True):
+        # resume = uninterrupted run, bit for bit (see stardist_hier.training.callback):
+        # TensorFlow's deterministic kernels; process-wide and cannot be switched off again
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     conf = Config2DHier(tree=cfg.taxonomy.tree, n_channel_in=3,
                         **{"train_tensorboard": bool(cfg.training["tensorboard"]), **_model_kwargs(cfg.model)})
-    # validate every label before training (raises naming the image)
-    model = StarDist2DHier(conf, name="model", basedir=str(out))
+    # validate every label before training (raises naming the image), before the folder is touched
+    model = StarDist2DHier(conf, name="model", basedir=None)
     try:
         model.encode(data.X, data.Y, data.classes, data.label_sets, what="training")
         for name, p in tests.items():
             model.encode(p.X, p.Y, p.classes, p.label_sets, what=f"dataset {name!r} test")
     except (ValueError, LabelSetError) as e:
         raise ConfigError(str(e)) from None
+
+    lock.acquire()  # creates OUT; refuses when another run holds it
+    if check_run_folder(out, cfg.raw, restart=restart) == "restart":  # again, under the lock
+        old = move_run_aside(out)
+        print(f"--restart: the previous run in {out} was moved to {old}", file=sys.stderr)
+    import yaml
+
+    from ...io import atomic_write_text
+
+    if not (out / "config.yaml").is_file():  # a rerun keeps the config the run was started with
+        atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg.raw, sort_keys=False))
+    model.basedir = out  # the model folder OUT/model (config.json) is written only now
+    import warnings
+
+    with warnings.catch_warnings():  # "output path for model already exists": expected when resuming
+        warnings.filterwarnings("ignore", message="output path for model already exists")
+        model._set_logdir()
 
     training = cfg.training
     rare = None

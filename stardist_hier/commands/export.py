@@ -1,0 +1,45 @@
+"""``stardist-hier export``: a model folder as a plain StarDist2D folder, a SavedModel or a QuPath/Fiji zip."""
+
+from __future__ import annotations
+
+HELP = "export a model folder to a plain StarDist2D folder, a TensorFlow SavedModel or a QuPath/Fiji zip"
+DESCRIPTION = """\
+Export a stardist-hier model folder.
+
+  --to stardist    a StarDist2D model folder (config.json without stardist-hier's keys, the
+                   same weights, thresholds.json) plus classes.json naming every class index;
+                   opens with stardist.models.StarDist2D, stardist-predict2d and napari-stardist
+  --to savedmodel  a TensorFlow SavedModel folder (Keras 3 Model.export; outputs prob, dist,
+                   class probabilities) plus classes.json and thresholds.json
+  --to qupath      a .zip in StarDist's export_TF layout with one output (prob, rays, classes)
+                   for QuPath's StarDist extension (unzip it there) and Fiji
+
+--out is written atomically and an existing --out is refused unless --force is given.
+"""
+
+
+def add_arguments(parser):
+    parser.add_argument("model_dir", metavar="MODEL_DIR", help="the stardist-hier model folder")
+    parser.add_argument("--to", choices=("stardist", "savedmodel", "qupath"), required=True)
+    parser.add_argument("--out", required=True, metavar="PATH", help="the new folder (or .zip for --to qupath)")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out")
+
+
+def run(args) -> int:
+    import contextlib
+    import io
+    from pathlib import Path
+
+    from ..errors import InputError
+    from ..models.export import export, load_model
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise InputError(f"--out {out} exists; pass --force to replace it")
+    with contextlib.redirect_stdout(io.StringIO()):  # StarDist's loading chatter
+        model = load_model(args.model_dir)
+        path = export(model, out, to=args.to, force=args.force)
+    tree = model.tree
+    classes = f"{tree.n_classes} classes" if tree is not None else "no classes"
+    print(f"exported {args.model_dir} ({classes}) as {args.to} to {path}")
+    return 0

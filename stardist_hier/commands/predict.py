@@ -1,0 +1,84 @@
+"""``stardist-hier predict``: nuclei and their classes on images, folders and whole-slide images.
+
+A thin layer over :mod:`stardist_hier.predict.pipeline` (prediction) and
+:mod:`stardist_hier.predict.writers` (output formats).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HELP = "Predict nuclei and classes on images, folders of images and whole-slide images."
+
+DESCRIPTION = """\
+Predict nuclei and their classes on images (PNG, JPEG, TIFF), folders of images and
+whole-slide images (.svs, pyramidal .tif/.tiff, .ndpi, .mrxs: whatever OpenSlide reads;
+pip install 'stardist-hier[slides]'; tiffslide is the fallback for TIFF and SVS).
+
+Slides are read at the pyramid level closest to the model's training pixel size
+(--mpp, default the model's config hier_mpp) and resampled to it; a slide that does
+not state its pixel size needs --input-mpp. Plain images are resampled only when both
+their pixel size (TIFF resolution tags or --input-mpp) and the model's are known, and
+are otherwise predicted as they are. Blocks of blank glass are skipped (tissue mask
+by Otsu's threshold on saturation; --no-tissue-mask turns it off).
+
+Outputs are named by input stem: OUT/<stem>.geojson, OUT/<stem>.csv, ...; each is
+written under a temporary name and renamed when complete. Every input and option
+is checked before anything is written; --resume skips inputs whose outputs all exist.
+"""
+
+_FORMATS_HINT = "geojson, csv, parquet, labels, overlay"
+
+
+def add_arguments(parser) -> None:
+    from ..predict.pipeline import DEFAULT_BLOCK_SIZE, DEFAULT_MIN_OVERLAP
+
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                        help="image, slide or folder of images/slides")
+    parser.add_argument("--model", required=True, type=Path, metavar="DIR", help="model folder")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument("--format", nargs="+", default=["geojson"], metavar="FMT",
+                        help=f"output formats, several at once ({_FORMATS_HINT}; default geojson); "
+                             "labels: images only")
+    parser.add_argument("--label-set", action="append", default=None, metavar="NAME",
+                        help="also report classes at this label set (repeatable; default the tree's leaves)")
+    parser.add_argument("--taxonomy", type=Path, metavar="FILE",
+                        help="taxonomy file (JSON/YAML) holding the label sets; default the built-in one")
+    parser.add_argument("--abstain", type=float, metavar="P",
+                        help="also report the deepest tree node whose probability reaches P (0 < P <= 1)")
+    parser.add_argument("--mpp", type=float, metavar="UM",
+                        help="pixel size the model was trained at, microns per pixel (default the model's hier_mpp)")
+    parser.add_argument("--input-mpp", "--slide-mpp", dest="input_mpp", type=float, metavar="UM",
+                        help="pixel size of the inputs' full resolution, overriding their metadata "
+                             "(needed for slides that do not state it)")
+    parser.add_argument("--no-tissue-mask", dest="tissue_mask", action="store_false",
+                        help="predict every block of a slide, glass included")
+    parser.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, metavar="PX",
+                        help=f"block size at the model's pixel size (default {DEFAULT_BLOCK_SIZE})")
+    parser.add_argument("--min-overlap", type=int, default=DEFAULT_MIN_OVERLAP, metavar="PX",
+                        help=f"overlap of blocks; must exceed the largest nucleus (default {DEFAULT_MIN_OVERLAP})")
+    parser.add_argument("--context", type=int, metavar="PX",
+                        help="context around blocks, discarded (default the network's receptive field)")
+    parser.add_argument("--n-tiles", type=int, nargs=2, metavar=("NY", "NX"),
+                        help="split every block into NY x NX tiles for the network (memory)")
+    parser.add_argument("--prob-thresh", type=float, metavar="P", help="object probability threshold")
+    parser.add_argument("--nms-thresh", type=float, metavar="T", help="non-maximum suppression overlap threshold")
+    parser.add_argument("--backend", choices=("openslide", "tiffslide"),
+                        help="slide reader (default OpenSlide, tiffslide when OpenSlide is missing)")
+    parser.add_argument("--resume", action="store_true", help="skip inputs whose outputs all exist")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from ..predict import runner
+
+    summary = runner.predict_to_folder(
+        args.inputs, model=args.model, out=args.out, formats=args.format, label_sets=args.label_set,
+        taxonomy=args.taxonomy, abstain=args.abstain, mpp=args.mpp, input_mpp=args.input_mpp,
+        tissue_mask=args.tissue_mask, block_size=args.block_size, min_overlap=args.min_overlap,
+        context=args.context, n_tiles=args.n_tiles, prob_thresh=args.prob_thresh, nms_thresh=args.nms_thresh,
+        backend=args.backend, resume=args.resume,
+        progress=not args.quiet and sys.stderr.isatty())
+    print(summary.line())
+    return 0

@@ -1,0 +1,332 @@
+"""Streaming prediction on images, folders and whole-slide images.
+
+The slide is seen through a lazy :class:`~stardist_hier.slides.SlideArray` at the
+model's pixel size; StarDist's block cover (``stardist.big``) splits it into
+overlapping blocks; each block with tissue goes through ``predict_instances`` and
+StarDist's own responsibility filter keeps every nucleus in exactly one block. The
+result is a stream of :class:`~stardist_hier.predict.Nuclei` chunks (one per block,
+level-0 coordinates): neither the full-resolution slide nor a label image of it is
+ever held in memory. On the same pixels the nuclei are those of
+``model.predict_instances_big`` (same order, same classes).
+
+TensorFlow is imported only when a model is loaded (:func:`load_model`); planning
+(:func:`plan_prediction`) needs the model object but runs no network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, ModelFolderError
+from .nuclei import Nuclei
+
+__all__ = ["PredictionPlan", "PredictStats", "plan_prediction", "predict_nuclei", "predict_all", "list_inputs",
+           "load_model", "DEFAULT_BLOCK_SIZE", "DEFAULT_MIN_OVERLAP"]
+
+DEFAULT_BLOCK_SIZE = 1024
+DEFAULT_MIN_OVERLAP = 128
+
+
+@dataclass
+class PredictStats:
+    """Counters of one or more :func:`predict_nuclei` runs (filled in as blocks are processed).
+
+    Attributes
+    ----------
+    n_blocks : int
+        Blocks covering the inputs.
+    n_predicted : int
+        Blocks sent through the network.
+    n_skipped : int
+        Blocks skipped as blank glass (tissue mask).
+    n_nuclei : int
+        Nuclei yielded.
+    seconds : float
+        Wall time spent inside the generators.
+    """
+
+    n_blocks: int = 0
+    n_predicted: int = 0
+    n_skipped: int = 0
+    n_nuclei: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class PredictionPlan:
+    """A validated input, ready to predict (see :func:`plan_prediction`).
+
+    Attributes
+    ----------
+    path : Path or None
+        The input file (``None`` for an array).
+    reader : SlideReader
+    image : SlideArray
+        The input at the model's pixel size.
+    blocks : tuple of stardist.big.BlockND
+        Block cover of ``image``.
+    keep : list of bool
+        Per block: send it through the network (tissue in its read region).
+    mask : TissueMask or None
+    input_mpp, target_mpp : float or None
+        Pixel size of the input's level 0 and of the model.
+    predict_kwargs : dict
+        Passed to ``predict_instances`` for every block.
+    """
+
+    path: Path | None
+    reader: object
+    image: object
+    blocks: tuple
+    keep: list
+    mask: object
+    input_mpp: float | None
+    target_mpp: float | None
+    min_overlap: tuple
+    predict_kwargs: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.path) if self.path is not None else "<array>"
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem if self.path is not None else "image"
+
+    @property
+    def is_slide(self) -> bool:
+        return bool(self.reader.is_slide)
+
+    @property
+    def shape(self) -> tuple:
+        """Level-0 ``(height, width)`` of the input."""
+        return tuple(self.reader.shape)
+
+    @property
+    def n_predicted(self) -> int:
+        return int(sum(self.keep))
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def load_model(folder):
+    """Load a ``StarDist2DHier`` model folder (imports TensorFlow).
+
+    StarDist's informational prints are silenced.
+
+    Raises
+    ------
+    ModelFolderError
+        ``folder`` is not a folder (other problems are raised by the model loader).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelFolderError(f"--model {folder}: not a model folder")
+    from ..models.model2d import StarDist2DHier  # TensorFlow is imported here, on demand
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return StarDist2DHier(None, name=folder.name, basedir=str(folder.parent))
+
+
+def list_inputs(paths) -> list:
+    """Expand files and folders into the list of input files (folders: images and slides, not recursive).
+
+    Raises
+    ------
+    InputError
+        A path that does not exist, a folder holding no image, two inputs with the same stem.
+    """
+    from ..slides import IMAGE_SUFFIXES, SLIDE_SUFFIXES
+
+    suffixes = set(IMAGE_SUFFIXES) | set(SLIDE_SUFFIXES)
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir()
+                           if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in suffixes)
+            if not found:
+                raise InputError(f"{p}: folder holds no images or slides ({', '.join(sorted(suffixes))})")
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    stems = {}
+    for f in out:
+        if f.stem in stems:
+            raise InputError(f"{f}: same name stem as {stems[f.stem]} (outputs are named by stem)")
+        stems[f.stem] = f
+    return out
+
+
+def plan_prediction(model, source, *, mpp: float | None = None, input_mpp: float | None = None,
+                    block_size=DEFAULT_BLOCK_SIZE, min_overlap=DEFAULT_MIN_OVERLAP, context=None,
+                    tissue_mask: bool = True, backend: str | None = None, prob_thresh: float | None = None,
+                    nms_thresh: float | None = None, n_tiles=None) -> PredictionPlan:
+    """Open and validate one input; decide level, resampling, blocks and tissue (no network run).
+
+    Parameters
+    ----------
+    model : StarDist2DHier
+        The model (its channels, grid, receptive field and ``config.hier_mpp``).
+    source : str, Path, ndarray or SlideReader
+        An image or slide file, an in-memory image ``(H, W[, C])`` uint8, or an open reader.
+    mpp : float, optional
+        Target pixel size (microns per pixel); default the model's ``config.hier_mpp``.
+    input_mpp : float, optional
+        Pixel size of the input's level 0, overriding the file's metadata (required for a
+        slide without one).
+    block_size, min_overlap, context : int or pair of int
+        StarDist's block parameters at the target pixel size (``context=None``: the
+        network's receptive field). Nuclei must be smaller than ``min_overlap``.
+    tissue_mask : bool
+        Skip blocks without tissue (slides only; Otsu on saturation of a low level).
+    backend : {"openslide", "tiffslide"}, optional
+        Slide reader backend.
+    prob_thresh, nms_thresh, n_tiles
+        Passed to ``predict_instances``.
+
+    Raises
+    ------
+    InputError
+        Naming the input: unreadable, no pixel size for a slide, wrong number of channels,
+        bad block parameters.
+    """
+    from ..models import _stardist_big_compat as big
+    from ..slides import ArrayReader, SlideArray, SlideReader, open_input
+    from ..slides import tissue_mask as make_mask
+
+    if isinstance(source, SlideReader):
+        reader, path = source, source.path
+        if input_mpp is not None:
+            reader.mpp = float(input_mpp)
+    elif isinstance(source, np.ndarray):
+        reader, path = ArrayReader(source, mpp=input_mpp), None
+    else:
+        path = Path(source)
+        reader = open_input(path, mpp=input_mpp, backend=backend)
+    name = str(path) if path is not None else "<array>"
+    try:
+        reader.probe()
+        target = mpp if mpp is not None else getattr(model.config, "hier_mpp", None)
+        for opt, v in (("--mpp", mpp), ("--input-mpp", input_mpp)):
+            if v is not None and not (isinstance(v, (int, float)) and 0 < v < 100 and math.isfinite(v)):
+                raise InputError(f"{opt} {v}: must be a pixel size in microns, between 0 and 100")
+        if reader.is_slide:
+            if reader.mpp is None:
+                raise InputError(f"{name}: the slide does not state its pixel size; give it with --input-mpp")
+            if target is None:
+                raise InputError(f"{name}: the model's training pixel size (config hier_mpp) is unknown; "
+                                 f"give it with --mpp")
+        downsample = target / reader.mpp if (target is not None and reader.mpp is not None) else 1.0
+        cin = int(model.config.n_channel_in)
+        if reader.channels != cin:
+            raise InputError(f"{name}: image has {reader.channels} channel(s), the model expects {cin}")
+        image = SlideArray(reader, downsample=downsample)
+        try:
+            params = big.block_params(model, block_size=block_size, min_overlap=min_overlap, context=context)
+        except ValueError as e:
+            raise InputError(f"--block-size/--min-overlap/--context: {e}") from None
+        blocks = big.cover(model, image.shape[:2], params, channels=image.shape[2])
+        mask = make_mask(reader) if (tissue_mask and reader.is_slide) else None
+        keep = []
+        for b in blocks:
+            if mask is None:
+                keep.append(True)
+                continue
+            sy, sx = b.slice_read("YX")  # output pixels -> level-0 pixel edges
+            s = image.scale
+            keep.append(mask.any_in(sy.start * s, sx.start * s, sy.stop * s, sx.stop * s))
+        kw = {k: v for k, v in (("prob_thresh", prob_thresh), ("nms_thresh", nms_thresh), ("n_tiles", n_tiles))
+              if v is not None}
+        if "n_tiles" in kw:
+            kw["n_tiles"] = tuple(kw["n_tiles"]) + (1,) * (3 - len(kw["n_tiles"]))
+    except BaseException:
+        if not isinstance(source, SlideReader):
+            reader.close()
+        raise
+    return PredictionPlan(path, reader, image, blocks, keep, mask, reader.mpp, target, params.min_overlap, kw)
+
+
+def predict_nuclei(model, plan: PredictionPlan, *, progress: bool = False, stats: PredictStats | None = None):
+    """Predict the nuclei of a planned input, block by block.
+
+    Parameters
+    ----------
+    model : StarDist2DHier
+    plan : PredictionPlan
+        From :func:`plan_prediction`.
+    progress : bool
+        Show a tqdm progress bar over the blocks sent to the network.
+    stats : PredictStats, optional
+        Counters updated as blocks are processed.
+
+    Yields
+    ------
+    Nuclei
+        One chunk per block sent to the network that holds nuclei (blocks without any
+        yield nothing), level-0 coordinates, ids running from 1 over the input.
+
+    Raises
+    ------
+    InputError
+        A region that cannot be read, or a nucleus larger than ``min_overlap``.
+    """
+    from tqdm.auto import tqdm
+
+    from ..models import _stardist_big_compat as big
+
+    stats = stats if stats is not None else PredictStats()
+    tree = getattr(model, "tree", None)
+    image = plan.image
+    scale, offset = float(image.scale), float(image.offset)
+    next_id = 1
+    stats.n_blocks += len(plan.blocks)
+    bar = tqdm(total=plan.n_predicted, disable=not progress, unit="tile", desc=plan.stem, leave=False)
+    t0 = time.perf_counter()
+    try:
+        for block, keep in zip(plan.blocks, plan.keep):
+            if not keep:
+                stats.n_skipped += 1
+                continue
+            try:
+                res = big.predict_block(model, block, image, predict_kwargs=plan.predict_kwargs)
+            except big.ObjectTooLarge as e:
+                raise InputError(f"{plan.name}: {e} (give a larger --min-overlap than {plan.min_overlap})") from None
+            n = len(res["prob"])
+            chunk = Nuclei.from_result(res, tree=tree, offset=(offset, offset), scale=scale,
+                                       ids=np.arange(next_id, next_id + n), mpp=plan.input_mpp)
+            next_id += n
+            stats.n_predicted += 1
+            stats.n_nuclei += n
+            bar.update(1)
+            if n:
+                stats.seconds += time.perf_counter() - t0
+                yield chunk
+                t0 = time.perf_counter()
+    finally:
+        stats.seconds += time.perf_counter() - t0
+        bar.close()
+
+
+def predict_all(model, source, *, progress: bool = False, stats: PredictStats | None = None, **plan_kwargs) -> Nuclei:
+    """All nuclei of one input in memory (see :func:`plan_prediction` for ``plan_kwargs``)."""
+    plan = plan_prediction(model, source, **plan_kwargs)
+    try:
+        chunks = list(predict_nuclei(model, plan, progress=progress, stats=stats))
+    finally:
+        if not hasattr(source, "read"):
+            plan.close()
+    if not chunks:
+        tree = getattr(model, "tree", None)
+        return Nuclei.empty(n_rays=int(model.config.n_rays), tree=tree if model._is_multiclass() else None,
+                            mpp=plan.input_mpp)
+    return Nuclei.concatenate(chunks)

@@ -1,0 +1,49 @@
+"""A tiny RGB model trained in seconds on synthetic H&E-like tiles, saved as a model folder."""
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+
+from stardist_hier.slides import SyntheticSlide
+
+MODEL_MPP = 0.5
+
+
+def _train_tiny(basedir, *, steps=120, seed=3):
+    from stardist_hier import Config2DHier, StarDist2DHier, default_taxonomy
+
+    tax = default_taxonomy()
+    slide = SyntheticSlide((512, 512), seed=seed)
+    X, Y = [], []
+    for top in (0, 256):
+        for left in (0, 256):
+            img, lab = slide.region(top, left, 128, 128, labels=True)
+            X.append(img.astype(np.float32) / 255)
+            Y.append(lab)
+    cfg = Config2DHier(tree=tax.tree, n_channel_in=3, n_rays=16, grid=(2, 2), unet_n_depth=2,
+                       unet_n_filter_base=8, net_conv_after_unet=16, train_patch_size=(64, 64),
+                       train_batch_size=4, train_tensorboard=False, train_learning_rate=5e-3,
+                       hier_mpp=MODEL_MPP)
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = StarDist2DHier(cfg, name="tiny", basedir=str(basedir))
+        model.train(X, Y, validation_data=(X[:1], Y[:1]), epochs=2, steps_per_epoch=steps // 2, seed=seed,
+                    verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """Folder of a tiny trained 3-channel model (``hier_mpp`` 0.5)."""
+    base = tmp_path_factory.mktemp("models")
+    _train_tiny(base)
+    return base / "tiny"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    """The tiny model, loaded from its folder."""
+    from stardist_hier.predict.pipeline import load_model
+
+    return load_model(tiny_model_dir)
