@@ -193,10 +193,14 @@ class ClassTree:
 
     @classmethod
     def from_yaml(cls, text: str) -> "ClassTree":
-        """Build a tree from a YAML string (see :meth:`from_dict`)."""
-        import yaml
+        """Build a tree from a YAML string (see :meth:`from_dict`); duplicate keys are refused."""
+        from .io import load_yaml
 
-        return cls.from_dict(yaml.safe_load(text))
+        try:
+            d = load_yaml(text, where="class tree YAML")
+        except UserError as e:
+            raise TreeError(str(e)) from None
+        return cls.from_dict(d)
 
     @classmethod
     def from_file(cls, path) -> "ClassTree":
@@ -760,10 +764,10 @@ class Taxonomy:
 
 def default_taxonomy() -> Taxonomy:
     """The default tree and dataset label sets (``data/default_taxonomy.yaml``)."""
-    import yaml
+    from .io import load_yaml
 
     text = resources.files("stardist_hier").joinpath("data/default_taxonomy.yaml").read_text()
-    return Taxonomy.from_dict(yaml.safe_load(text), source="default_taxonomy.yaml")
+    return Taxonomy.from_dict(load_yaml(text, where="default_taxonomy.yaml"), source="default_taxonomy.yaml")
 
 
 #: Key of the optional node colours in tree and taxonomy mappings.

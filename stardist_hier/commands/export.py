@@ -1,8 +1,8 @@
-"""``stardist-hier export``: a model folder as a plain StarDist2D folder, a SavedModel or a QuPath/Fiji zip."""
+"""``stardist-hier export``: a model folder as a plain StarDist2D folder, a SavedModel or a QuPath zip."""
 
 from __future__ import annotations
 
-HELP = "export a model folder to a plain StarDist2D folder, a TensorFlow SavedModel or a QuPath/Fiji zip"
+HELP = "export a model folder to a plain StarDist2D folder, a TensorFlow SavedModel or a QuPath zip"
 DESCRIPTION = """\
 Export a stardist-hier model folder.
 
@@ -12,7 +12,7 @@ Export a stardist-hier model folder.
   --to savedmodel  a TensorFlow SavedModel folder (Keras 3 Model.export; outputs prob, dist,
                    class probabilities) plus classes.json and thresholds.json
   --to qupath      a .zip in StarDist's export_TF layout with one output (prob, rays, classes)
-                   for QuPath's StarDist extension (unzip it there) and Fiji
+                   for QuPath's StarDist extension (unzip it there; not for Fiji)
 
 --out is written atomically and an existing --out is refused unless --force is given.
 """

@@ -68,11 +68,19 @@ def add_arguments(parser) -> None:
                         help="slide reader (default OpenSlide, tiffslide when OpenSlide is missing)")
     parser.add_argument("--resume", action="store_true", help="skip inputs whose outputs all exist")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="run on Dask: start a local cluster of N worker processes, one input per task "
+                             "(pip install 'stardist-hier[distributed]'); exit code 1 when some inputs failed")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run on the existing Dask cluster at ADDRESS (e.g. tcp://HOST:8786; "
+                             "dask-jobqueue, dask-kubernetes) instead of --workers")
 
 
 def run(args) -> int:
     from ..predict import runner
 
+    if args.workers is not None or args.scheduler is not None:
+        return _run_distributed(args)
     summary = runner.predict_to_folder(
         args.inputs, model=args.model, out=args.out, formats=args.format, label_sets=args.label_set,
         taxonomy=args.taxonomy, abstain=args.abstain, mpp=args.mpp, input_mpp=args.input_mpp,
@@ -82,3 +90,19 @@ def run(args) -> int:
         progress=not args.quiet and sys.stderr.isatty())
     print(summary.line())
     return 0
+
+
+def _run_distributed(args) -> int:
+    """On Dask (stardist_hier.predict.distributed): per-input table, exit code 1 when some inputs failed."""
+    from ..predict.distributed import predict_distributed
+
+    summary = predict_distributed(
+        args.inputs, model=args.model, out=args.out, workers=args.workers, scheduler=args.scheduler,
+        formats=args.format, label_sets=args.label_set, taxonomy=args.taxonomy, abstain=args.abstain, mpp=args.mpp,
+        input_mpp=args.input_mpp, tissue_mask=args.tissue_mask, block_size=args.block_size,
+        min_overlap=args.min_overlap, context=args.context, n_tiles=args.n_tiles, prob_thresh=args.prob_thresh,
+        nms_thresh=args.nms_thresh, backend=args.backend, resume=args.resume,
+        progress=not args.quiet and sys.stderr.isatty(), log=lambda s: print(s, file=sys.stderr))
+    print(summary.table())
+    print(summary.line())
+    return 1 if summary.n_failed else 0

@@ -43,13 +43,15 @@ def relabel_sequential(labels) -> tuple:
     old_ids : ndarray
         ``old_ids[k - 1]`` is the old id of new id ``k``.
     """
+    from skimage.segmentation import relabel_sequential as _relabel
+
     labels = np.asarray(labels)
-    ids = np.unique(labels)
-    ids = ids[ids > 0]
-    new = np.zeros(labels.shape, np.int32)
-    fg = labels > 0
-    new[fg] = (np.searchsorted(ids, labels[fg]) + 1).astype(np.int32)
-    return new, ids
+    if labels.dtype.kind not in "iu":
+        labels = check_label_image(labels)  # floats holding integers (PanNuke, CoNIC); bool masks
+    new, forward, _ = _relabel(labels)
+    old = np.asarray(forward.in_values)  # sorted; holds 0 (mapped to 0) when there is background
+    # our readers' contract: int32 ids and the old id of every new id (skimage keeps the input dtype)
+    return new.astype(np.int32, copy=False), old[old != 0]
 
 
 def majority_vote(ids, values, *, exclude=(0,)) -> dict:

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.safe import load_yaml
 from .base import DatasetError, Reader, require_dir
 from .images import read_rgb
 from .instances import as_label_image, majority_vote, relabel_sequential
@@ -53,49 +54,17 @@ NUCLS2_CLASSES = {1: "Non-Tumor", 2: "Tumor"}
 NUCLS4_CLASSES = {0: "tumor_any", 1: "nonTIL_stromal", 2: "sTIL", 3: "other_nucleus"}
 
 
-def _reconstruct():
-    core = getattr(np, "_core", None)
-    if core is None or not hasattr(core, "multiarray"):
-        import numpy.core as core  # NumPy 1.x
-    return core.multiarray._reconstruct
-
-
-# the only globals a NuCLS label pickle may name: NumPy's array and dtype constructors
-_NUMPY_ONLY = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
-
-
 def _load_numpy_pickle(path: Path):
-    """The object in a pickled ``.npy`` built with NumPy arrays and plain containers only.
+    """The object array in a pickled ``.npy``, built by an unpickler that makes NumPy arrays only."""
+    from ..errors import InputError
+    from ..io.safe import NotObjectArray, load_numpy_only_pickle
 
-    No global other than those in ``_NUMPY_ONLY`` is ever looked up, so no code named
-    by the file runs (the unpickler refuses before calling anything).
-    """
-    import pickle  # noqa: S403 - restricted: find_class allows NumPy's array constructors only
-
-    class NumpyOnly(pickle.Unpickler):
-        def find_class(self, module, name):
-            if (module, name) not in _NUMPY_ONLY:
-                raise DatasetError(f"{path}: refused: the label file asks to run {module}.{name} when loaded; "
-                                   f"NuCLS labels hold NumPy arrays only (the file is not loaded)")
-            if name == "_reconstruct":
-                return _reconstruct()
-            return getattr(np, name)
-
-        def persistent_load(self, pid):
-            raise DatasetError(f"{path}: refused: persistent references are not NuCLS labels")
-
-    with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        shape, _, dtype = read_header(f)
-        if dtype != object:
-            raise ValueError("not an object array")  # plain arrays go through load_npy
-        obj = NumpyOnly(f).load()
-    if not isinstance(obj, np.ndarray) or obj.dtype != object or obj.shape != tuple(shape):
-        raise DatasetError(f"{path}: not a NuCLS label file (unexpected pickle content)")
-    return obj
+    try:
+        return load_numpy_only_pickle(path)
+    except NotObjectArray:
+        raise ValueError("not an object array") from None
+    except InputError as e:
+        raise DatasetError(f"{e} (NuCLS labels hold NumPy arrays only)") from None
 
 
 def read_nucls_labels(path, *, shape=None) -> tuple:
@@ -165,12 +134,10 @@ def read_points(path) -> np.ndarray:
 def _label_map(path, default, allowed) -> dict:
     if not path.is_file():
         return dict(default)
-    import yaml
-
     try:
-        d = yaml.safe_load(path.read_text())
+        d = load_yaml(path)
     except Exception as e:
-        raise DatasetError(f"{path}: cannot parse ({e})") from None
+        raise DatasetError(str(e)) from None
     if not isinstance(d, dict):
         raise DatasetError(f"{path}: expected a mapping code -> class name")
     out = {}

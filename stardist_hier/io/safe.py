@@ -2,7 +2,8 @@
 
 Rule of the package: **no pickle from data files by default.** ``np.load`` is only
 called through :func:`load_npy` (``allow_pickle=False`` unless the caller passes
-``trust_pickle=True`` after the user asked for it); YAML only through
+``trust_pickle=True`` after the user asked for it) or :func:`load_numpy_only_pickle`
+(an unpickler that builds NumPy arrays only); YAML only through
 :func:`load_yaml` (safe loader, duplicate keys refused). ``grep -rn "allow_pickle\\|yaml.load\\|pickle"``
 must find nothing else in ``stardist_hier/``.
 """
@@ -15,10 +16,73 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["load_npy", "load_yaml", "PICKLE_RISK"]
+__all__ = ["load_npy", "load_yaml", "load_numpy_only_pickle", "NotObjectArray", "PICKLE_RISK"]
 
 PICKLE_RISK = ("a pickled .npy file can run arbitrary code when loaded; only pass trust_pickle=True "
-               "(--trust-pickle) for files from a source you trust")
+               "for files from a source you trust")
+
+
+class NotObjectArray(ValueError):
+    """The ``.npy`` file holds a plain (non-pickled) array: read it with :func:`load_npy`."""
+
+
+# the only globals a NumPy-only pickle may name: NumPy's array and dtype constructors
+_NUMPY_ONLY = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+def _reconstruct():
+    core = getattr(np, "_core", None)
+    if core is None or not hasattr(core, "multiarray"):
+        import numpy.core as core  # NumPy 1.x
+    return core.multiarray._reconstruct
+
+
+def load_numpy_only_pickle(path) -> np.ndarray:
+    """The object array of a pickled ``.npy`` whose pickle holds NumPy arrays and plain containers only.
+
+    Some datasets (NuCLS) ship labels as a 0-d object array holding a dict of arrays.
+    This reads the pickle stream with an unpickler whose ``find_class`` allows NumPy's
+    array and dtype constructors only and refuses everything else *before* calling
+    it, so no code named by the file runs.
+
+    Raises
+    ------
+    NotObjectArray
+        The file holds a plain array (read it with :func:`load_npy`).
+    InputError
+        Naming ``path``: the pickle names anything else, or the file is truncated or corrupt.
+    """
+    import pickle  # noqa: S403 - restricted: find_class allows NumPy's array constructors only
+
+    path = Path(path)
+
+    class NumpyOnly(pickle.Unpickler):
+        def find_class(self, module, name):
+            if (module, name) not in _NUMPY_ONLY:
+                raise InputError(f"{path}: refused: the file asks to run {module}.{name} when loaded "
+                                 f"(the file is not loaded)")
+            return _reconstruct() if name == "_reconstruct" else getattr(np, name)
+
+        def persistent_load(self, pid):
+            raise InputError(f"{path}: refused: the pickle holds persistent references")
+
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(f)
+            if dtype != object:
+                raise NotObjectArray(str(path))
+            obj = NumpyOnly(f).load()
+    except (InputError, NotObjectArray):
+        raise
+    except Exception as e:  # truncated or corrupt file: any unpickling error
+        raise InputError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
+    if not isinstance(obj, np.ndarray) or obj.dtype != object or obj.shape != tuple(shape):
+        raise InputError(f"{path}: unexpected pickle content (not an object array)")
+    return obj
 
 
 def load_npy(path, *, mmap_mode=None, trust_pickle: bool = False) -> np.ndarray:

@@ -14,7 +14,6 @@ import numpy as np
 
 from .classes import instance_classes, sorted_classes
 from .labels import as_annotation_list, as_image_list, check_label_image, check_pairs
-from .overlap import index_instances
 
 __all__ = ["DetectionResult", "centroids", "detection_f1"]
 
@@ -51,12 +50,22 @@ class DetectionResult:
 
 def centroids(labels) -> tuple:
     """Instance ids and centroids (mean pixel coordinates, ``(n, ndim)`` float64) of a label image."""
+    from skimage.measure import regionprops_table
+    from skimage.segmentation import relabel_sequential
+
     labels = check_label_image(labels)
-    idx, ids, areas = index_instances(labels)
-    cent = np.empty((len(ids), labels.ndim))
-    for ax, coord in enumerate(np.indices(labels.shape, sparse=True)):
-        s = np.bincount(idx, weights=np.broadcast_to(coord, labels.shape).ravel(), minlength=len(ids) + 1)
-        cent[:, ax] = s[1:] / areas
+    if labels.dtype.kind == "u" and labels.dtype.itemsize >= 8:
+        labels = labels.astype(np.int64)
+    # relabel to 1..n first: regionprops keeps one slot per id up to the largest, and ids may be
+    # hashes (e.g. shifted by 40 bits); the centroid is the same for the renumbered instance
+    seq, forward, _ = relabel_sequential(labels)
+    ids = np.asarray(forward.in_values)
+    ids = ids[ids != 0]  # 0 (background) is in the map when present
+    if ids.size == 0:
+        return ids, np.zeros((0, labels.ndim))
+    table = regionprops_table(seq, properties=("label", "centroid"))
+    order = np.argsort(table["label"])  # row k is new id k + 1, i.e. ids[k]
+    cent = np.stack([np.asarray(table[f"centroid-{ax}"], np.float64)[order] for ax in range(labels.ndim)], axis=1)
     return ids, cent
 
 

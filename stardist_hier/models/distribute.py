@@ -58,7 +58,7 @@ import contextlib
 import os
 
 __all__ = ["STRATEGIES", "resolve", "strategy_scope", "num_replicas", "global_batch_losses", "split_cpu",
-           "check_optimizer", "check_batch_size"]
+           "check_optimizer", "check_batch_size", "predict_on_one_device", "describe"]
 
 #: the names accepted by ``Config2DHier(hier_distribute=...)``
 STRATEGIES = ("none", "mirrored", "multiworker")
@@ -198,6 +198,33 @@ def global_batch_losses(losses, *, n_rays, reg_weight):
 
     prob_loss.__name__, dist_loss.__name__ = "prob_loss", "dist_loss"
     return [prob_loss, dist_loss, *losses[2:]]
+
+
+def predict_on_one_device(keras_model):
+    """Make ``keras_model.predict`` run on one device, without the model's strategy.
+
+    StarDist predicts one image (or tile) at a time, ``keras_model.predict(x[None])``;
+    under a strategy that batch of 1 would be split over the replicas, which fails for
+    the empty shards. Training, ``evaluate`` and the validation stay distributed. The
+    single-device predict function is traced once and kept.
+    """
+    if getattr(keras_model, "_distribute_strategy", None) is None or "predict" in vars(keras_model):
+        return keras_model
+    original = keras_model.predict
+    cache = {}
+
+    def predict(*args, **kwargs):
+        saved = (keras_model._distribute_strategy, keras_model.predict_function)
+        keras_model._distribute_strategy, keras_model.predict_function = None, cache.get("fn")
+        try:
+            out = original(*args, **kwargs)
+            cache["fn"] = keras_model.predict_function
+            return out
+        finally:
+            keras_model._distribute_strategy, keras_model.predict_function = saved
+
+    object.__setattr__(keras_model, "predict", predict)
+    return keras_model
 
 
 def split_cpu(n: int = 2):

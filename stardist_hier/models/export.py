@@ -11,6 +11,9 @@
   and ``variables/`` at the root of the zip) with one output, ``output_0``, whose channels
   are prob, the rays, then the class probabilities (background first): the single-output
   form QuPath's StarDist extension splits by the number of classifications it is given.
+  Not for Fiji: its StarDist plugin runs TensorFlow 1.x and needs full-resolution outputs,
+  and a SavedModel written by TensorFlow 2 does not load there (csbdeep says the same of
+  its own ``export_TF`` under Keras 3).
 * :func:`from_stardist`: a new :class:`StarDist2DHier` on a tree, every layer copied from
   any StarDist2D model folder except the class head.
 
@@ -33,7 +36,7 @@ from pathlib import Path
 from ..errors import InputError, ModelFolderError
 from ..io import atomic_dir, atomic_path
 from ..tree import ClassTree
-from .model2d import _HIER_DEFAULTS, WEIGHTS_TREE_FILE, Config2DHier, StarDist2DHier
+from .model2d import _HIER_DEFAULTS, Config2DHier, StarDist2DHier
 
 __all__ = ["FORMATS", "class_names", "export", "export_stardist", "export_savedmodel", "export_qupath_zip",
            "from_stardist", "load_model"]
@@ -188,16 +191,17 @@ def single_output_model(model):
 
 
 def export_qupath_zip(model, out, *, force: bool = False) -> Path:
-    """Write a zip in the layout of StarDist's ``export_TF`` for QuPath and Fiji.
+    """Write a zip in the layout of StarDist's ``export_TF`` for QuPath's StarDist extension.
 
     The zip holds ``saved_model.pb`` and ``variables/`` at its root (as csbdeep's
     ``export_SavedModel`` writes it), plus ``classes.json`` and ``thresholds.json``.
     Its ``serving_default`` signature has the input ``input`` and one output whose channels
     are ``[prob, dist_1 .. dist_n_rays, class_0 .. class_n]`` at ``1 / grid`` of the input
     size. QuPath's StarDist extension (with its TensorFlow extension) loads the unzipped
-    folder; pass ``classes.json``'s ``classes`` to ``classificationNames`` so that it
-    splits the class channels off (it expects the output at full or half resolution:
-    ``grid`` (1, 1) or (2, 2)).
+    folder; pass ``classes.json``'s ``classes`` (with ``"0": "background"``) to
+    ``classificationNames`` so that it splits the ``n_classes + 1`` class channels off
+    (``n_rays = channels - 1 - len(classifications)``); it expects the output at full or
+    half resolution: ``grid`` (1, 1) or (2, 2).
 
     Parameters
     ----------
@@ -213,7 +217,7 @@ def export_qupath_zip(model, out, *, force: bool = False) -> Path:
     model = _model(model)
     out = Path(out)
     if out.suffix != ".zip":
-        raise InputError(f"--out {out}: the QuPath/Fiji export is a .zip file")
+        raise InputError(f"--out {out}: the QuPath export is a .zip file")
     if out.exists() and not force:
         raise InputError(f"--out {out} exists; pass force=True (--force) to replace it")
     if any(g not in (1, 2) for g in model.config.grid):
@@ -321,13 +325,25 @@ def from_stardist(folder, *, tree=None, name=None, basedir=None, **config) -> St
     model = StarDist2DHier(Config2DHier(tree=tree, **conf), name=name, basedir=basedir)
     model.thresholds = {"prob": float(source.thresholds.prob), "nms": float(source.thresholds.nms)}
 
-    src_layers = {layer.name: layer for layer in source.keras_model.layers}
+    # StarDist names most layers, but not all (the grid's first convolutions are auto-named
+    # ``conv2d_N``): pair the trunk's layers in network order, the class layers by name
+    def weighted(km):
+        return [layer for layer in km.layers if layer.weights]
+
+    head = ("features_class",) + CLASS_HEAD
+    src_all, new_all = weighted(source.keras_model), weighted(model.keras_model)
+    src_trunk = [layer for layer in src_all if layer.name not in head]
+    new_trunk = [layer for layer in new_all if layer.name not in head]
+    if len(src_trunk) == len(new_trunk) and all(type(a) is type(b) for a, b in zip(src_trunk, new_trunk)):
+        pairs = dict(zip((layer.name for layer in new_trunk), src_trunk))
+    else:
+        by_name = {layer.name: layer for layer in src_trunk}
+        pairs = {layer.name: by_name[layer.name] for layer in new_trunk if layer.name in by_name}
+    pairs.update({layer.name: layer for layer in src_all if layer.name == "features_class"})
     copied, initialised = [], []
-    for layer in model.keras_model.layers:
+    for layer in new_all:
         weights = layer.get_weights()
-        if not weights:
-            continue
-        src = src_layers.get(layer.name)
+        src = pairs.get(layer.name)
         src_w = None if src is None else src.get_weights()
         if layer.name in CLASS_HEAD or src_w is None or len(src_w) != len(weights) or \
                 any(a.shape != b.shape for a, b in zip(src_w, weights)):

@@ -246,6 +246,11 @@ class StarDist2DHier(StarDist2D):
     def load_weights(self, name="weights_best.h5"):
         """Load weights from the model folder; a truncated, invalid or mismatched file raises
         :class:`~stardist_hier.errors.ModelFolderError` naming it."""
+        if self.basedir is None:
+            import warnings
+
+            warnings.warn("load_weights: the model has no folder (basedir=None); nothing loaded")
+            return
         path = self.logdir / name
         if not path.is_file():
             raise ModelFolderError(f"weights file {path} does not exist")
@@ -381,7 +386,9 @@ class StarDist2DHier(StarDist2D):
         spec = self._distribute if self._distribute is not None else getattr(self.config, "hier_distribute", None)
         self.strategy = distribute.resolve(spec)
         with distribute.strategy_scope(self.strategy):
-            return super()._build()
+            keras_model = super()._build()
+        # StarDist predicts batches of one image: on one device (training stays distributed)
+        return distribute.predict_on_one_device(keras_model)
 
     def prepare_for_training(self, optimizer=None):
         """StarDist's preparation, with the hierarchical class loss (see ``Config2DHier``).

@@ -13,6 +13,8 @@ region at a level. Backends:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 from pathlib import Path
 
@@ -31,6 +33,18 @@ SLIDES_EXTRA = "pip install 'stardist-hier[slides]'"
 _TIFFSLIDE_SUFFIXES = (".tif", ".tiff", ".svs")
 #: A plain TIFF larger than this many pixels is read as a slide (never fully in memory).
 _MAX_IMAGE_PIXELS = 8192 * 8192
+
+
+@contextlib.contextmanager
+def _quiet_tifffile():
+    """Silence tifffile's log warnings about damaged files (they become one InputError instead)."""
+    log = logging.getLogger("tifffile")
+    old = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(old)
 
 
 class SlideReader:
@@ -83,7 +97,8 @@ class SlideReader:
         if top < 0 or left < 0 or height < 0 or width < 0 or top + height > h or left + width > w:
             raise ValueError(f"region {(top, left, height, width)} outside level {level} of shape {(h, w)}")
         try:
-            out = self._read(level, int(top), int(left), int(height), int(width))
+            with _quiet_tifffile():
+                out = self._read(level, int(top), int(left), int(height), int(width))
         except InputError:
             raise
         except Exception as e:  # noqa: BLE001 - backends raise many types for corrupt files
@@ -190,7 +205,9 @@ class TiffSlideReader(SlideReader):
                              f"({SLIDES_EXTRA}): {e}") from None
         self.path = Path(path)
         try:
-            self._slide = tiffslide.TiffSlide(str(self.path))
+            with _quiet_tifffile():
+                self._slide = tiffslide.TiffSlide(str(self.path))
+                self.level_shapes = tuple((int(h), int(w)) for w, h in self._slide.level_dimensions)
         except Exception as e:  # noqa: BLE001
             raise InputError(f"{self.path}: not a readable slide ({type(e).__name__}: {e})") from None
         s = self._slide
@@ -235,7 +252,8 @@ class ArrayReader(SlideReader):
         if a.ndim == 2:
             a = a[..., None]
         if a.ndim != 3 or a.shape[0] == 0 or a.shape[1] == 0:
-            raise InputError(f"{path or 'image'}: expected a 2-D image (H, W) or (H, W, C), got shape {np.shape(image)}")
+            raise InputError(f"{path or 'image'}: expected a 2-D image (H, W) or (H, W, C), "
+                             f"got shape {np.shape(image)}")
         if a.dtype != np.uint8:
             if np.issubdtype(a.dtype, np.integer) and a.size and a.max() <= 255 and a.min() >= 0:
                 a = a.astype(np.uint8)
@@ -264,7 +282,7 @@ def is_slide_path(path) -> bool:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tf:
+        with _quiet_tifffile(), tifffile.TiffFile(path) as tf:
             page = tf.pages.first
             series = tf.series[0] if tf.series else None
             levels = len(series.levels) if series is not None else 1
@@ -322,7 +340,7 @@ def _tiff_mpp(path) -> float | None:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tf:
+        with _quiet_tifffile(), tifffile.TiffFile(path) as tf:
             tags = tf.pages.first.tags
             if "XResolution" not in tags:
                 return None
@@ -350,7 +368,8 @@ def open_image(path, *, mpp: float | None = None) -> ArrayReader:
         if suf in (".tif", ".tiff"):
             import tifffile
 
-            a = tifffile.imread(path)
+            with _quiet_tifffile():
+                a = tifffile.imread(path)
             if a.ndim == 3 and a.shape[0] in (3, 4) and a.shape[-1] not in (3, 4):
                 a = np.moveaxis(a, 0, -1)
             if mpp is None:

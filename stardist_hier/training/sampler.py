@@ -161,7 +161,7 @@ class DatasetMixer:
         ``[seed, tag, first_step + i]``: a pure function of the run's seed and the global
         batch index, the same in an uninterrupted and a resumed run.
         """
-        if True:  # ABLATION
+        if self.seed is None:
             return None
         return [self.seed, _BATCH_SEED_TAG, int(self.first_step) + int(i)]
 

@@ -23,9 +23,12 @@ def test_demo_quick_writes_table_and_figures(tmp_path, capsys):
     assert len(list(out.glob("overlay_row*_seed0.png"))) == 3
 
 
-def test_demo_rejects_bad_arguments(tmp_path):
+def test_demo_rejects_bad_arguments(tmp_path, capsys):
     from stardist_hier.cli import main
 
-    with pytest.raises(SystemExit, match="--epochs and --steps must be positive"):
+    with pytest.raises(SystemExit) as e:
         main(["demo", "--epochs", "0", "--out", str(tmp_path / "x")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "argument --epochs: must be a positive integer, got '0'" in err[0]
     assert not (tmp_path / "x").exists()

@@ -32,7 +32,7 @@ def test_info(capsys):
 
 
 def test_unknown_dataset(capsys):
-    assert main(["datasets", "info", "nope"]) == 1
+    assert main(["datasets", "info", "nope"]) == 2
     assert "unknown dataset 'nope'" in capsys.readouterr().err
 
 
@@ -63,11 +63,11 @@ def test_verify_consep4_and_limit(consep_root, capsys):
 
 
 def test_verify_errors_name_the_path(tmp_path, capsys):
-    assert main(["datasets", "verify", "pannuke", str(tmp_path / "absent")]) == 1
+    assert main(["datasets", "verify", "pannuke", str(tmp_path / "absent")]) == 2
     assert str(tmp_path / "absent") in capsys.readouterr().err
-    assert main(["datasets", "verify", "consep", str(tmp_path), "--label-set", "lizard"]) == 1
+    assert main(["datasets", "verify", "consep", str(tmp_path), "--label-set", "lizard"]) == 2
     assert "no label set 'lizard'" in capsys.readouterr().err
-    assert main(["datasets", "verify", "nuinsseg", str(tmp_path)]) == 1
+    assert main(["datasets", "verify", "nuinsseg", str(tmp_path)]) == 2
     assert "no reader yet" in capsys.readouterr().err
 
 
@@ -76,7 +76,7 @@ def test_verify_broken_xml(tmp_path, capsys, native, rng):
 
     native.tif(tmp_path / "a.tif", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
     (tmp_path / "a.xml").write_text("<Annotations")
-    assert main(["datasets", "verify", "monuseg", str(tmp_path)]) == 1
+    assert main(["datasets", "verify", "monuseg", str(tmp_path)]) == 2
     assert str(tmp_path / "a.xml") in capsys.readouterr().err
 
 

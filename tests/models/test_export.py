@@ -1,4 +1,4 @@
-"""Export to plain StarDist2D, SavedModel and the QuPath/Fiji zip; start from a StarDist2D folder; the command."""
+"""Export to plain StarDist2D, SavedModel and the QuPath zip; start from a StarDist2D folder; the command."""
 
 import json
 import zipfile
@@ -151,7 +151,8 @@ def plain_folder(two_sets, tmp_path_factory):
 
 
 def _weights(model):
-    return {layer.name: layer.get_weights() for layer in model.keras_model.layers if layer.get_weights()}
+    """``[(layer name, weights)]`` of the layers with weights, in network order."""
+    return [(layer.name, layer.get_weights()) for layer in model.keras_model.layers if layer.get_weights()]
 
 
 def test_from_stardist_copies_all_but_the_class_head(plain_folder, two_sets, tmp_path):
@@ -165,12 +166,14 @@ def test_from_stardist_copies_all_but_the_class_head(plain_folder, two_sets, tmp
     assert model.tree == TAX.tree and model.config.n_classes == 13 and model.config.train_epochs == 7
     src, new = _weights(plain), _weights(model)
     assert set(model.transferred["initialised"]) == {"features_class", "prob_class"}
-    assert set(model.transferred["copied"]) == set(src)
-    for name in src:
-        for a, b in zip(src[name], new[name]):
-            np.testing.assert_array_equal(a, b)
+    trunk = [(n, w) for n, w in new if n not in ("features_class", "prob_class")]
+    assert [n for n, _ in trunk] == model.transferred["copied"] and len(trunk) == len(src) == 15
+    for (_, a), (_, b) in zip(src, trunk):  # every shared layer, weights equal
+        assert len(a) == len(b) == 2
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
     # the class head is freshly initialised: zero bias, a non-degenerate random kernel
-    kernel, bias = new["prob_class"]
+    kernel, bias = dict(new)["prob_class"]
     assert kernel.shape[-1] == 14 and np.all(bias == 0) and kernel.std() > 0
     # the segmentation outputs are the source's
     x = Xa[7]
@@ -222,5 +225,10 @@ def test_export_command(trained, capsys):
     assert f"--out {out} exists; pass --force" in capsys.readouterr().err
     assert main(["export", str(model.logdir), "--to", "savedmodel", "--out", str(out), "--force"]) == 0
     assert (out / "saved_model.pb").is_file() and not (out / "config.json").exists()
+    assert main(["export", str(model.logdir), "--to", "qupath", "--out", str(basedir / "cli.zip")]) == 0
+    assert "saved_model.pb" in zipfile.ZipFile(basedir / "cli.zip").namelist()
+    capsys.readouterr()
+    assert main(["export", str(model.logdir), "--to", "qupath", "--out", str(basedir / "cli_dir")]) == 2
+    assert "is a .zip file" in capsys.readouterr().err
     assert main(["export", str(basedir / "missing"), "--to", "stardist", "--out", str(basedir / "x")]) == 2
     assert "model folder" in capsys.readouterr().err and not (basedir / "x").exists()

@@ -117,7 +117,8 @@ def test_regrouped_internal_nodes_load(folder):
     cfg = json.loads((path / "config.json").read_text())
     cfg["hier_tree"].pop("colors", None)  # colours name the old internal nodes
     t = cfg["hier_tree"]["nucleus"]
-    cfg["hier_tree"]["nucleus"] = {"epi": t["epithelial"], "rest": {**t["inflammatory"], **t["connective"], **t["other"]}}
+    rest = {**t["inflammatory"], **t["connective"], **t["other"]}
+    cfg["hier_tree"]["nucleus"] = {"epi": t["epithelial"], "rest": rest}
     (path / "config.json").write_text(json.dumps(cfg))
     m = _load(path)
     assert m.tree.leaves == TAX.tree.leaves and "rest" in m.tree and "epithelial" not in m.tree

@@ -10,6 +10,8 @@ from stardist_hier.errors import InputError
 from stardist_hier.predict import Nuclei, PredictStats, plan_prediction, predict_all, predict_nuclei
 from stardist_hier.slides import ArrayReader, OpenSlideReader, SyntheticSlide, write_pyramid_tiff
 
+pytestmark = pytest.mark.slow  # trains the tiny model once per session (~40 s on 2 cores)
+
 BLOCK = dict(block_size=160, min_overlap=32, context=24)
 H0, W0 = 1024, 896           # level-0 size of the slide (0.25 um/px): 512 x 448 at the model's 0.5 um/px
 TISSUE_END = 500             # level-0 column where glass starts

@@ -9,6 +9,8 @@ from PIL import Image
 from stardist_hier.cli import main
 from stardist_hier.slides import SyntheticSlide, write_pyramid_tiff
 
+pytestmark = pytest.mark.slow  # trains the tiny model once per session (~40 s on 2 cores)
+
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
@@ -25,6 +27,7 @@ def inputs(tmp_path_factory):
     bad = root / "bad"
     bad.mkdir()
     (bad / "cut.tif").write_bytes(data[: len(data) // 3])
+    (bad / "cut90.tif").write_bytes(data[: len(data) * 9 // 10])  # opens, but level 0's last tiles are gone
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(bad / "grey.png")
     arr = SyntheticSlide((384, 384), seed=1).region(0, 0, 384, 384)
     import tifffile
@@ -73,6 +76,7 @@ def test_labels_format_for_images(tiny_model_dir, inputs, tmp_path, capsys):
 
 @pytest.mark.parametrize("case, named, out_exists", [
     ("truncated", "cut.tif", True),
+    ("truncated_tail", "cut90.tif", True),
     ("empty_folder", "empty", True),
     ("empty_folder", "empty", False),
     ("channels", "grey.png", True),
@@ -96,6 +100,7 @@ def test_bad_input_one_line_exit_2_nothing_written(case, named, out_exists, tiny
     good = str(inputs / "images")
     argv = {
         "truncated": [good, str(inputs / "bad" / "cut.tif")],
+        "truncated_tail": [good, str(inputs / "bad" / "cut90.tif")],
         "empty_folder": [good, str(inputs / "empty")],
         "channels": [good, str(inputs / "bad" / "grey.png")],
         "label_set": [good, "--label-set", "nosuch"],

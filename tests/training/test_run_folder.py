@@ -125,6 +125,25 @@ def test_changed_config_is_refused_and_finished_run_untouched(finished_run, tmp_
     assert snapshot(out) == before
 
 
+@pytest.mark.slow
+def test_restart_moves_the_finished_run_aside(finished_run, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(finished_run["out"], out)
+    before = {k: v for k, v in snapshot(out).items() if k != ".lock"}
+    changed = copy.deepcopy(TINY)
+    changed["seed"] = 1
+    cfg = tmp_path / "changed.yaml"
+    cfg.write_text(yaml.safe_dump(changed))
+    assert main(["experiment", str(cfg), "--out", str(out), "--restart", "-q"]) == 0
+    olds = list(tmp_path.glob("run.old-*"))
+    assert len(olds) == 1 and f"moved to {olds[0]}" in capsys.readouterr().err
+    assert snapshot(olds[0]) == before  # the old run, whole and unchanged
+    assert yaml.safe_load((out / "config.yaml").read_text()) == changed
+    assert json.loads((out / "history.json").read_text())["finished"]
+
+
 def test_interrupted_run_leaves_folder_consistent(tmp_path, monkeypatch, capsys):
     from stardist_hier.training import callback
 

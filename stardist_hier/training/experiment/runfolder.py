@@ -26,7 +26,8 @@ from pathlib import Path
 
 from ...errors import RunFolderError, UserError
 
-__all__ = ["RunLock", "probe_lock", "check_run_folder", "config_differences", "move_run_aside", "LOCK_NAME", "LOCK_INFO_NAME"]
+__all__ = ["RunLock", "probe_lock", "check_run_folder", "config_differences", "move_run_aside", "LOCK_NAME",
+           "LOCK_INFO_NAME"]
 
 LOCK_NAME = ".lock"
 LOCK_INFO_NAME = ".lock.info"

@@ -1,0 +1,499 @@
+"""Predict many slides on ``dask.distributed``: one task per input, one model per worker.
+
+The library side of ``stardist-hier predict --workers N`` / ``--scheduler ADDRESS``
+(``pip install 'stardist-hier[distributed]'``). No scheduler or process pool of our
+own: Dask schedules the inputs, and
+
+* a :class:`ModelPlugin` (a ``distributed.WorkerPlugin``) loads the model **once per
+  worker process**, after limiting TensorFlow's threads (and OpenMP/MKL's) to the
+  worker's share of the cores; it runs before TensorFlow initialises in that process;
+* every input is one task, :func:`predict_one`, which is
+  :func:`~stardist_hier.predict.runner.predict_to_folder` on that input alone with the
+  worker's model: its outputs are written under temporary names and renamed when
+  complete; a failing input leaves none of its outputs behind and is reported (path
+  and error) in the returned :class:`DistributedSummary` without stopping the others.
+
+Every option, the model folder, the label sets and the output folder are validated
+in the client (the runner's own checks) before a cluster is started or anything is
+written; what can only be known by reading an input (a corrupt slide, a slide
+without pixel size) fails that input's task only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+from .pipeline import DEFAULT_BLOCK_SIZE, DEFAULT_MIN_OVERLAP, PredictStats, list_inputs, load_model
+from .runner import _writer_classes, check_out_folder, predict_to_folder, resolve_label_sets
+
+__all__ = ["DistributedSummary", "InputResult", "ModelPlugin", "predict_distributed", "predict_one",
+           "import_distributed", "DISTRIBUTED_EXTRA"]
+
+DISTRIBUTED_EXTRA = "pip install 'stardist-hier[distributed]'"
+
+_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+
+
+def import_distributed():
+    """``distributed``, or an :class:`InputError` telling how to install it."""
+    try:
+        import distributed
+    except ImportError as e:  # also a broken install (a missing dependency of dask)
+        raise InputError(f"--workers/--scheduler need Dask's distributed scheduler ({e}); "
+                         f"install it with: {DISTRIBUTED_EXTRA}") from None
+    return distributed
+
+
+# ------------------------------------------------------------------------ results
+@dataclass
+class InputResult:
+    """The outcome of one input.
+
+    Attributes
+    ----------
+    path : Path
+    status : {"done", "skipped", "failed"}
+        ``skipped``: its outputs were all there (``resume``).
+    error : str
+        ``"ErrorType: message"`` when failed.
+    outputs : list of Path
+    n_nuclei, n_tiles, n_blank : int
+    seconds : float
+        Wall time of its task.
+    worker : str
+        Address of the worker that ran it.
+    """
+
+    path: Path
+    status: str
+    error: str = ""
+    outputs: list = field(default_factory=list)
+    n_nuclei: int = 0
+    n_tiles: int = 0
+    n_blank: int = 0
+    seconds: float = 0.0
+    worker: str = ""
+
+
+@dataclass
+class DistributedSummary:
+    """What :func:`predict_distributed` did: one :class:`InputResult` per input, in input order."""
+
+    out: Path
+    formats: list
+    results: list = field(default_factory=list)
+    seconds: float = 0.0
+    n_workers: int = 0
+    dashboard_link: str | None = None
+
+    def _count(self, status) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.results)
+
+    @property
+    def n_predicted(self) -> int:
+        """Inputs predicted in this run."""
+        return self._count("done")
+
+    @property
+    def n_skipped(self) -> int:
+        """Inputs whose outputs were all there already (``resume``)."""
+        return self._count("skipped")
+
+    @property
+    def n_failed(self) -> int:
+        return self._count("failed")
+
+    @property
+    def failures(self) -> list:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def outputs(self) -> list:
+        return [p for r in self.results if r.status == "done" for p in r.outputs]
+
+    @property
+    def stats(self) -> PredictStats:
+        done = [r for r in self.results if r.status == "done"]
+        return PredictStats(n_blocks=sum(r.n_tiles + r.n_blank for r in done), n_predicted=sum(r.n_tiles for r in done),
+                            n_skipped=sum(r.n_blank for r in done), n_nuclei=sum(r.n_nuclei for r in done),
+                            seconds=self.seconds)
+
+    def table(self) -> str:
+        """Per-input table (input, status, nuclei, seconds, worker, error), plain text."""
+        rows = [("input", "status", "nuclei", "seconds", "worker", "error")]
+        for r in self.results:
+            rows.append((str(r.path), r.status, str(r.n_nuclei) if r.status == "done" else "",
+                         f"{r.seconds:.1f}" if r.status != "skipped" else "", r.worker, r.error))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1] for row in rows)
+
+    def line(self) -> str:
+        """One-line summary for the command line."""
+        s = self.stats
+        failed = f", {self.n_failed} FAILED" if self.n_failed else ""
+        return (f"predicted {s.n_nuclei} nuclei on {self.n_predicted} input(s) ({s.n_predicted} tiles, "
+                f"{s.n_skipped} blank tiles skipped), {self.n_skipped} already complete{failed}, "
+                f"on {self.n_workers} Dask worker(s) in {self.seconds:.1f} s; wrote {len(self.outputs)} file(s) "
+                f"({', '.join(self.formats)}) to {self.out}")
+
+
+# ------------------------------------------------------------------------ worker side
+def _plugin_name(model_dir) -> str:
+    return f"stardist-hier-model:{Path(model_dir).resolve()}"
+
+
+class ModelPlugin:
+    """Load the model once per worker process, with TensorFlow limited to the worker's share of the cores.
+
+    Registered with ``client.register_plugin``; a ``distributed.WorkerPlugin`` (the base
+    class is added when ``distributed`` is imported, see :func:`_plugin_class`).
+
+    Parameters
+    ----------
+    model_dir : path
+        The model folder, readable from every worker.
+    tf_threads : int, optional
+        TensorFlow intra-op threads (and OpenMP/MKL threads); default the host's cores
+        divided by the number of worker processes on that host (``host_workers``).
+    host_workers : dict, optional
+        ``{host: number of worker processes}`` when the plugin was registered.
+    """
+
+    def __init__(self, model_dir, *, tf_threads: int | None = None, host_workers: dict | None = None):
+        self.model_dir = str(Path(model_dir).resolve())
+        self.name = _plugin_name(model_dir)
+        self.tf_threads = tf_threads
+        self.host_workers = dict(host_workers or {})
+        self.model = None
+        self.threads_used = None
+        self.tf_configured = None
+
+    def _threads(self, worker) -> int:
+        if self.tf_threads:
+            return max(1, int(self.tf_threads))
+        from dask.system import CPU_COUNT
+
+        host = getattr(worker, "ip", None) or ""
+        n = self.host_workers.get(host) or 1
+        return max(1, int(CPU_COUNT) // int(n))
+
+    def setup(self, worker):
+        n = self._threads(worker)
+        for k in _THREAD_ENV:
+            os.environ[k] = str(n)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import tensorflow as tf
+
+        try:  # only possible before TensorFlow's runtime is initialised in this process
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+            tf.config.threading.set_inter_op_parallelism_threads(1 if n == 1 else 2)
+            self.tf_configured = True
+        except RuntimeError:
+            self.tf_configured = False
+        self.threads_used = n
+        self.lock = threading.Lock()  # one input at a time per model and process
+        self.model = load_model(self.model_dir)
+
+    def teardown(self, worker):
+        self.model = None
+
+    def __getstate__(self):  # the loaded model never travels
+        d = dict(self.__dict__)
+        d.pop("lock", None)
+        d["model"] = None
+        return d
+
+
+def _plugin_class():
+    """:class:`ModelPlugin` as a ``distributed.WorkerPlugin`` subclass (created once)."""
+    global _WorkerModelPlugin
+    if _WorkerModelPlugin is None:
+        from distributed import WorkerPlugin
+
+        _WorkerModelPlugin = type("WorkerModelPlugin", (ModelPlugin, WorkerPlugin), {"__module__": __name__})
+    return _WorkerModelPlugin
+
+
+_WorkerModelPlugin = None
+
+
+def __getattr__(name):  # pickled plugins refer to stardist_hier.predict.distributed.WorkerModelPlugin
+    if name == "WorkerModelPlugin":
+        return _plugin_class()
+    raise AttributeError(name)
+
+
+_local_cache: dict = {}
+_local_lock = threading.Lock()
+
+
+def _worker_model(model_dir):
+    """The model of this worker (from its plugin; loaded once and cached if the plugin is missing)."""
+    name = _plugin_name(model_dir)
+    try:
+        from distributed import get_worker
+
+        plugin = get_worker().plugins.get(name)
+    except (ImportError, ValueError):
+        plugin = None
+    if plugin is not None and plugin.model is not None:
+        return plugin.model, plugin.lock
+    with _local_lock:
+        if name not in _local_cache:
+            _local_cache[name] = (load_model(model_dir), threading.Lock())
+        return _local_cache[name]
+
+
+def _worker_address() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return ""
+
+
+def predict_one(path, *, model_dir, out, formats, options: dict) -> InputResult:
+    """One input through :func:`~stardist_hier.predict.runner.predict_to_folder`, with the worker's model.
+
+    Never raises for a bad input: the error is returned in the :class:`InputResult`,
+    and outputs of this input that did not exist before are removed.
+    """
+    path, out = Path(path), Path(out)
+    t0 = time.perf_counter()
+    worker = _worker_address()
+    model, lock = _worker_model(model_dir)
+    _, classes = _writer_classes(formats, options.get("writers"))
+    targets = [(out / path.stem).with_suffix(classes[k].suffix) for k in formats]
+    before = {t for t in targets if t.exists()}
+    try:
+        with lock:
+            s = predict_to_folder([path], model=model, out=out, formats=formats, resume=False, progress=False,
+                                  **options)
+    except Exception as e:  # noqa: BLE001 - reported per input, the others go on
+        for t in targets:
+            if t not in before:
+                with contextlib.suppress(OSError):
+                    t.unlink()
+        msg = " ".join(str(e).split()) or traceback.format_exception_only(type(e), e)[-1].strip()
+        return InputResult(path, "failed", error=f"{type(e).__name__}: {msg}", seconds=time.perf_counter() - t0,
+                           worker=worker)
+    return InputResult(path, "done", outputs=list(s.outputs), n_nuclei=s.stats.n_nuclei,
+                       n_tiles=s.stats.n_predicted, n_blank=s.stats.n_skipped, seconds=time.perf_counter() - t0,
+                       worker=worker)
+
+
+# ------------------------------------------------------------------------ client side
+def _validate(inputs, *, model, out, formats, label_sets, taxonomy, abstain, mpp, input_mpp, block_size,
+              min_overlap, context, writers):
+    """The runner's checks, without reading the inputs' pixels; returns (files, formats, classes, out)."""
+    import math
+
+    from ..models import _stardist_big_compat as big
+    from ..slides import is_slide_path
+
+    formats, classes = _writer_classes(formats, writers)
+    out = check_out_folder(out)
+    if abstain is not None and not (0 < abstain <= 1):
+        raise InputError(f"--abstain {abstain}: must be in (0, 1]")
+    for opt, v in (("--mpp", mpp), ("--input-mpp", input_mpp)):
+        if v is not None and not (isinstance(v, (int, float)) and 0 < v < 100 and math.isfinite(v)):
+            raise InputError(f"--{opt.lstrip('-')} {v}: must be a pixel size in microns, between 0 and 100")
+    files = list_inputs(inputs)
+    m = load_model(model)
+    resolve_label_sets(m, label_sets, taxonomy=taxonomy)
+    if abstain is not None and not m._is_multiclass():
+        raise InputError("--abstain: the model predicts no classes (segmentation only)")
+    try:
+        big.block_params(m, block_size=block_size, min_overlap=min_overlap, context=context)
+    except ValueError as e:
+        raise InputError(f"--block-size/--min-overlap/--context: {e}") from None
+    seen = {}
+    for f in files:
+        for k in formats:
+            t = (out / f.stem).with_suffix(classes[k].suffix)
+            if t in seen:
+                raise InputError(f"{f}: its output {t.name} would overwrite that of {seen[t]}; rename one")
+            seen[t] = f
+    bad = [k for k in formats if not getattr(classes[k], "slide_ok", True)]
+    if bad:
+        for f in files:
+            if is_slide_path(f):
+                raise InputError(f"--format {bad[0]}: not available for the slide {f} "
+                                 f"(it needs the whole image in memory); use it for images only")
+    return files, formats, classes, out
+
+
+@contextlib.contextmanager
+def _client(distributed, *, workers, scheduler, threads_per_worker, log):
+    """A client on an existing scheduler, or on a LocalCluster started (and closed) here."""
+    if scheduler is not None:
+        client = distributed.Client(scheduler, timeout="30s")
+        try:
+            yield client, None
+        finally:
+            client.close()
+        return
+    import dask
+
+    env = {k: str(max(1, _cores() // workers)) for k in _THREAD_ENV}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    cluster = client = None
+    try:
+        with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+            cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
+                                               processes=True, host="127.0.0.1", dashboard_address=":0",
+                                               silence_logs=40, env=env)
+        client = distributed.Client(cluster)
+        yield client, cluster
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _cores() -> int:
+    from dask.system import CPU_COUNT
+
+    return int(CPU_COUNT)
+
+
+def predict_distributed(inputs, *, model, out, workers: int | None = None, scheduler: str | None = None,
+                        formats=("geojson",), label_sets=None, taxonomy=None, abstain: float | None = None,
+                        mpp: float | None = None, input_mpp: float | None = None, tissue_mask: bool = True,
+                        block_size=DEFAULT_BLOCK_SIZE, min_overlap=DEFAULT_MIN_OVERLAP, context=None, n_tiles=None,
+                        prob_thresh=None, nms_thresh=None, backend=None, resume: bool = False,
+                        progress: bool = False, tf_threads: int | None = None, log=None,
+                        writers=None) -> DistributedSummary:
+    """Predict every input on Dask, one task per input; see :func:`~stardist_hier.predict.runner.predict_to_folder`.
+
+    Parameters
+    ----------
+    inputs, model, out, formats, label_sets, taxonomy, abstain, mpp, input_mpp, tissue_mask, block_size,
+    min_overlap, context, n_tiles, prob_thresh, nms_thresh, backend, resume, writers
+        As for :func:`~stardist_hier.predict.runner.predict_to_folder`; ``model`` must be a
+        folder that every worker can read, ``out`` a folder every worker can write.
+    workers : int, optional
+        Start a ``LocalCluster`` of this many worker processes (one thread each, bound to
+        127.0.0.1, dashboard on a random port), closed at the end.
+    scheduler : str, optional
+        Address of a running Dask scheduler (e.g. ``tcp://10.0.0.5:8786``, from
+        dask-jobqueue's ``SLURMCluster`` or dask-kubernetes) instead; exactly one of
+        ``workers`` and ``scheduler``.
+    progress : bool
+        One tqdm bar over inputs, advanced as tasks complete.
+    tf_threads : int, optional
+        TensorFlow threads per worker; default the worker host's cores divided by its
+        number of worker processes.
+    log : callable, optional
+        ``log(str)`` for the dashboard link and the cluster's size.
+
+    Returns
+    -------
+    DistributedSummary
+        Per input: done, skipped (``resume``) or failed with its error.
+
+    Raises
+    ------
+    InputError, ModelFolderError, RunFolderError
+        Before a cluster is started or anything is written: ``distributed`` missing,
+        bad options, model folder, label sets, inputs (missing, same stem) or output folder.
+    """
+    distributed = import_distributed()
+    if (workers is None) == (scheduler is None):
+        raise InputError("--workers/--scheduler: give exactly one of them")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InputError(f"--workers {workers}: must be a whole number of processes, at least 1")
+    if scheduler is not None and not str(scheduler).strip():
+        raise InputError("--scheduler: give the scheduler's address, e.g. tcp://HOST:8786")
+    if tf_threads is not None and (not isinstance(tf_threads, int) or tf_threads < 1):
+        raise InputError(f"tf_threads {tf_threads}: must be at least 1")
+    model_dir = Path(model).resolve()
+    files, formats, classes, out = _validate(inputs, model=model_dir, out=out, formats=formats, label_sets=label_sets,
+                                             taxonomy=taxonomy, abstain=abstain, mpp=mpp, input_mpp=input_mpp,
+                                             block_size=block_size, min_overlap=min_overlap, context=context,
+                                             writers=writers)
+    options = dict(label_sets=label_sets, taxonomy=taxonomy, abstain=abstain, mpp=mpp, input_mpp=input_mpp,
+                   tissue_mask=tissue_mask, block_size=block_size, min_overlap=min_overlap, context=context,
+                   n_tiles=n_tiles, prob_thresh=prob_thresh, nms_thresh=nms_thresh, backend=backend)
+    if writers is not None:
+        options["writers"] = writers
+    out = out.resolve()
+
+    def complete(f):
+        return all((out / f.stem).with_suffix(classes[k].suffix).is_file() for k in formats)
+
+    results = {f: InputResult(f, "skipped") for f in files if resume and complete(f)}
+    pending = [f for f in files if f not in results]
+    summary = DistributedSummary(out, formats)
+    t0 = time.perf_counter()
+    if pending:
+        from tqdm.auto import tqdm
+
+        with _client(distributed, workers=workers, scheduler=scheduler, threads_per_worker=1, log=log) as (client,
+                                                                                                            cluster):
+            info = client.scheduler_info()["workers"] if scheduler is None else _wait_workers(client)
+            summary.n_workers = len(info)
+            host_workers = {}
+            for w in info.values():
+                h = w.get("host") or ""
+                host_workers[h] = host_workers.get(h, 0) + 1
+            if cluster is not None:
+                summary.dashboard_link = client.dashboard_link
+                tf_threads = tf_threads or max(1, _cores() // workers)
+            if log:
+                where = f"started a local Dask cluster of {workers} worker(s)" if cluster is not None else \
+                    f"connected to the Dask scheduler {scheduler} ({len(info)} worker(s))"
+                log(f"{where}; dashboard: {client.dashboard_link}")
+            plugin = _plugin_class()(model_dir, tf_threads=tf_threads, host_workers=host_workers)
+            client.register_plugin(plugin, name=plugin.name)
+            futures = {client.submit(predict_one, str(f), model_dir=str(model_dir), out=str(out), formats=formats,
+                                     options=options, key=f"stardist-hier-predict-{i}-{f.stem}-{os.getpid()}-"
+                                                          f"{time.time_ns()}", pure=False, retries=0): f
+                       for i, f in enumerate(pending)}
+            bar = tqdm(total=len(pending), disable=not progress, unit="input", desc="inputs")
+            try:
+                for fut in distributed.as_completed(futures):
+                    f = futures[fut]
+                    try:
+                        r = fut.result()
+                        r.path = f
+                    except Exception as e:  # noqa: BLE001 - a worker died on it (KilledWorker), ...
+                        msg = " ".join(str(e).split())
+                        r = InputResult(f, "failed", error=f"{type(e).__name__}: {msg}")
+                    results[f] = r
+                    bar.update(1)
+                    if r.status == "failed":
+                        bar.write(f"failed: {f}: {r.error}", file=sys.stderr)
+            finally:
+                bar.close()
+                for fut in futures:
+                    if fut.key and not fut.done():
+                        fut.cancel()
+    summary.results = [results[f] for f in files]
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _wait_workers(client, timeout: float = 60.0) -> dict:
+    """The workers of a remote scheduler, waiting (up to ``timeout`` s) for the first one."""
+    from ..errors import InputError as _E
+
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except Exception as e:  # noqa: BLE001 - dask raises TimeoutError
+        raise _E(f"--scheduler: no worker joined the scheduler within {timeout:.0f} s ({type(e).__name__})") from None
+    return client.scheduler_info()["workers"]
