@@ -20,7 +20,10 @@ HELP = "Run a training experiment from a YAML config: episodes across datasets, 
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("config", type=Path, metavar="CONFIG.yaml", help="experiment config (YAML)")
+    parser.add_argument("config", type=Path, metavar="CONFIG.yaml", nargs="?", help="experiment config (YAML)")
+    parser.add_argument("--example", metavar="NAME", help="print the shipped example config NAME and exit "
+                        "(stardist-hier experiment --example two_datasets > my.yaml)")
+    parser.add_argument("--list-examples", action="store_true", help="list the shipped example configs and exit")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="run folder (default: the config's 'out', else runs/<name>)")
     parser.add_argument("--restart", action="store_true",
@@ -47,6 +50,18 @@ def run(args) -> int:
     # user errors (ConfigError, RunFolderError, ...) are UserErrors: stardist_hier.cli prints one line, exit 2
     from ..training.experiment import load_config, load_data
 
+    if args.example or args.list_examples:
+        from ..examples import example_summary, example_text, list_examples
+
+        if args.example:
+            print(example_text(args.example), end="")  # an unknown NAME is an InputError (did-you-mean)
+        else:
+            print("\n".join(f"{name}: {example_summary(name)}" for name in list_examples()))
+        return 0
+    if args.config is None:
+        from ..errors import InputError
+
+        raise InputError("give CONFIG.yaml (or --example NAME, --list-examples)")
     verbose = 0 if args.quiet else 1
     if args.out is not None and not args.check:
         from ..training.experiment.runfolder import probe_lock

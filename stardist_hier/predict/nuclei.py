@@ -53,8 +53,11 @@ class Nuclei:
     def __post_init__(self):
         self.ids = np.asarray(self.ids, np.int64).reshape(-1)
         n = len(self.ids)
-        self.coord = np.asarray(self.coord, np.float32).reshape(n, 2, -1) if n else \
-            np.zeros((0, 2, 0 if np.size(self.coord) == 0 else np.shape(self.coord)[-1]), np.float32)
+        coord = np.asarray(self.coord, np.float32)
+        if n:
+            self.coord = coord.reshape(n, 2, -1)
+        else:
+            self.coord = np.zeros((0, 2, coord.shape[-1] if coord.ndim == 3 else 0), np.float32)
         self.points = np.asarray(self.points, np.float32).reshape(n, 2)
         self.prob = np.asarray(self.prob, np.float32).reshape(n)
         if self.class_prob is not None:
@@ -84,6 +87,8 @@ class Nuclei:
         chunks = list(chunks)
         if not chunks:
             return cls.empty()
+        nonempty = [c for c in chunks if len(c)]
+        chunks = nonempty or chunks[:1]
         first = chunks[0]
         cp = None if first.class_prob is None else np.concatenate([c.class_prob for c in chunks])
         return cls(np.concatenate([c.ids for c in chunks]), np.concatenate([c.coord for c in chunks]),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError, RunFolderError, did_you_mean
+from .writers import output_path
 from .pipeline import (DEFAULT_BLOCK_SIZE, DEFAULT_MIN_OVERLAP, PredictStats, list_inputs, load_model,
                        plan_prediction, predict_nuclei)
 
@@ -177,8 +178,8 @@ def predict_to_folder(inputs, *, model, out, formats=("geojson",), label_sets=No
                    tissue_mask=tissue_mask, backend=backend, prob_thresh=prob_thresh, nms_thresh=nms_thresh,
                    n_tiles=n_tiles)
 
-    def targets(f):  # as the writers name them: (out / stem).with_suffix(suffix)
-        return [(out / f.stem).with_suffix(classes[k].suffix) for k in formats]
+    def targets(f):  # as the writers name them
+        return [output_path(out / f.stem, classes[k].suffix) for k in formats]
 
     seen = {}
     for f in files:

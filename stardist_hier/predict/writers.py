@@ -9,7 +9,7 @@ choose them by name from :data:`WRITERS`::
         for chunk in chunks:          # stardist_hier.predict.Nuclei, level-0 pixels
             w.write(chunk)
 
-The output goes to ``path_stem.with_suffix(W.suffix)``; it is written under a unique
+The output goes to ``output_path(path_stem, W.suffix)`` (the stem plus the suffix, so dotted stems such as ``sample.1`` stay whole); it is written under a unique
 temporary name beside it and renamed into place when the ``with`` block ends without
 an exception. On an exception nothing is left behind (an older file of the same name
 is kept as it was). ``W.slide_ok`` tells whether a writer handles whole-slide images
@@ -77,6 +77,16 @@ _UUID_NAMESPACE = uuid.UUID("5b0c6c1e-3a57-4e7b-9c55-2f1d2b8a7e41")
 
 
 # ------------------------------------------------------------------------ base class
+
+def output_path(path_stem, suffix: str) -> Path:
+    """The file a writer writes for ``path_stem``: the stem's full name plus ``suffix``.
+
+    Unlike ``Path.with_suffix`` this keeps dotted stems whole (``sample.1`` ->
+    ``sample.1.csv``, not ``sample.csv``).
+    """
+    path_stem = Path(path_stem)
+    return path_stem.with_name(path_stem.name + suffix)
+
 class Writer:
     """Base class: argument checks, per-chunk class decisions and the atomic file handling.
 
@@ -94,7 +104,7 @@ class Writer:
     def __init__(self, path_stem, *, label_sets=None, abstain=None, tree=None, mpp=None, image_shape=None,
                  image=None):
         self.path_stem = Path(path_stem)
-        self.path = self.path_stem.with_suffix(self.suffix)
+        self.path = output_path(self.path_stem, self.suffix)
         if tree is not None and not isinstance(tree, ClassTree):
             raise TypeError(f"tree must be a ClassTree or None, got {type(tree).__name__}")
         self.tree = tree
@@ -130,7 +140,7 @@ class Writer:
         stack = contextlib.ExitStack()
         try:
             tmp = [stack.enter_context(atomic_path(self.path))]
-            tmp += [stack.enter_context(atomic_path(self.path_stem.with_suffix(s))) for s in self._extras()]
+            tmp += [stack.enter_context(atomic_path(output_path(self.path_stem, s))) for s in self._extras()]
             self._tmp = tmp
             self._open()
         except BaseException:

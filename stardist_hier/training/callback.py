@@ -44,6 +44,8 @@ the experiment runner does unless ``training.deterministic: false``, see
 * NumPy's global generator is re-seeded with ``seed`` right before ``train``, so the
   validation patches StarDist draws there (Keras' ``val_loss``, which
   ``ReduceLROnPlateau`` watches) are the same in a fresh and a resumed run;
+* the states of Keras' seed generators (dropout, when the config has ``unet_dropout``)
+  are saved with the weights;
 * the mixer's and the augmenter's generators are saved at ``on_epoch_end`` while
   the prefetching generator thread is parked at the epoch barrier, i.e. exactly
   after the consumed batches (nothing of the next epoch has been drawn);
@@ -125,6 +127,13 @@ def _json_number(v):
     if a.shape != ():
         return None
     return int(a) if np.issubdtype(a.dtype, np.integer) else float(a)
+
+
+def _rng_variables(keras_model) -> list:
+    """The model's variables that are not weights: the states of Keras' ``SeedGenerator`` s
+    (dropout's random stream), which ``get_weights`` leaves out."""
+    weights = {id(w) for w in keras_model.weights}
+    return [v for v in keras_model.variables if id(v) not in weights]
 
 
 def _np_random_state():
@@ -426,6 +435,9 @@ class EpisodeCallback(Callback):
         np.savez(tmp / "weights.npz", *km.get_weights())
         if self.best_weights is not None:
             np.savez(tmp / "best_weights.npz", *self.best_weights)
+        rng_vars = _rng_variables(km)
+        if rng_vars:
+            np.savez(tmp / "rng_variables.npz", *[np.asarray(v) for v in rng_vars])
         opt = km.optimizer
         if opt is not None and opt.built:
             np.savez(tmp / "optimizer.npz", *[np.asarray(v) for v in opt.variables])
@@ -494,6 +506,15 @@ class EpisodeCallback(Callback):
         km = self.sd_model.keras_model
         with np.load(d / "weights.npz") as f:
             km.set_weights([f[f"arr_{i}"] for i in range(len(f.files))])
+        if (d / "rng_variables.npz").is_file():
+            rng_vars = _rng_variables(km)
+            with np.load(d / "rng_variables.npz") as f:
+                vals = [f[f"arr_{i}"] for i in range(len(f.files))]
+            if len(vals) != len(rng_vars):
+                raise CheckpointMismatch(f"{d}: the model has {len(rng_vars)} random-state variables, "
+                                         f"the checkpoint {len(vals)}")
+            for v, a in zip(rng_vars, vals):
+                v.assign(a)
         self.best_weights = None
         if (d / "best_weights.npz").is_file():
             with np.load(d / "best_weights.npz") as f:

@@ -12,7 +12,8 @@ class Interrupt(Exception):
 
 
 def _small_patch_model(tree):
-    """The tests' tiny model with 32x32 patches of the 64x64 images (patch positions vary)."""
+    """The tests' tiny model with 32x32 patches of the 64x64 images (patch positions vary),
+    and dropout (Keras seed generators' states)."""
     from csbdeep.utils.tf import keras_import
 
     from stardist_hier import Config2DHier, StarDist2DHier
@@ -20,7 +21,7 @@ def _small_patch_model(tree):
     keras_import("utils", "set_random_seed")(0)  # the same initial weights every time
     conf = Config2DHier(tree=tree, n_rays=8, grid=(2, 2), unet_n_depth=2, unet_n_filter_base=8,
                         net_conv_after_unet=16, train_patch_size=(32, 32), train_batch_size=2,
-                        train_tensorboard=False)
+                        train_tensorboard=False, unet_dropout=0.1)
     return StarDist2DHier(conf, name="small", basedir=None)
 
 
