@@ -3,6 +3,9 @@
 Every loss takes ``(y_true, y_pred)`` where ``y_true`` is the packed target of
 :mod:`stardist_hier.targets` (it carries each sample's cut) and ``y_pred`` the
 ``prob_class`` softmax. :data:`REGISTRY` maps config names to loss factories.
+``ce`` and ``focal_tversky`` take a ``variant`` option (:mod:`.variants`): how coarse
+labels are scored (exact marginal, renormalised over the dataset's labels, ignored, or
+replaced by the root).
 """
 
 from .adapted import dice, focal_crossentropy, label_set_loss
@@ -10,14 +13,15 @@ from .combined import combine
 from .focal_tversky import focal_tversky
 from .labelset_ce import labelset_crossentropy
 from ._label_space import LabelSpace, label_space
+from .variants import VARIANTS
 
 __all__ = ["REGISTRY", "build_class_loss", "labelset_crossentropy", "focal_tversky", "dice",
-           "focal_crossentropy", "label_set_loss", "combine", "LabelSpace", "label_space"]
+           "focal_crossentropy", "label_set_loss", "combine", "LabelSpace", "label_space", "VARIANTS"]
 
 #: config name -> (factory, names of its keyword options)
 REGISTRY = {
-    "ce": (labelset_crossentropy, ()),
-    "focal_tversky": (focal_tversky, ("alpha", "gamma", "form")),
+    "ce": (labelset_crossentropy, ("variant",)),
+    "focal_tversky": (focal_tversky, ("alpha", "gamma", "form", "variant")),
     "dice": (dice, ()),
     "focal_ce": (focal_crossentropy, ("gamma",)),
 }

@@ -7,6 +7,11 @@ predicted probability is the sum of the softmax probabilities of its leaves,
 ``Y_k = sum_{j in S_k} y_j``, over the *full* softmax (never renormalised over the
 dataset's labels). Summation is linear, so the gradient reaching the leaves of a
 slot is the same for all of them.
+
+How coarse labels are scored is a *variant* (:mod:`.variants`): the exact marginal
+above (Eq. 2, default), probabilities renormalised over the leaves the sample's label
+set covers, coarse-labelled pixels ignored by the class loss, or coarse labels
+replaced by the root label.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class LabelSpace(NamedTuple):
     mask: tf.Tensor
     w: tf.Tensor
     valid: tf.Tensor
+    pt: tf.Tensor | None = None
+    covered: tf.Tensor | None = None
 
     def pixel_weight(self):
         """Weight of every pixel's label, ``(B, ...)``."""
@@ -57,11 +64,18 @@ def _expand_like(v, ref):
     return tf.reshape(v, shape)
 
 
-def label_space(y_true, y_pred) -> LabelSpace:
+def label_space(y_true, y_pred, variant: str = "marginal") -> LabelSpace:
     """Build the :class:`LabelSpace` of a packed target (:mod:`stardist_hier.targets`).
 
     ``y_pred`` is renormalised like StarDist's own class loss (``y / sum(y + eps)``).
+    ``variant`` (:data:`.variants.VARIANTS`) sets how coarse labels are scored; besides
+    the slots, the result holds ``pt``, the probability of every pixel's target
+    ``(B, ...)``, and ``covered``, the predicted mass on the sample's label set
+    (background included) ``(B, ...)``.
     """
+    from .variants import check_variant
+
+    check_variant(variant)
     y_true = tf.cast(y_true, y_pred.dtype)
     C = y_pred.shape[-1]
     if y_true.shape[-1] is not None and C is not None and y_true.shape[-1] != 3 * C:
@@ -79,8 +93,22 @@ def label_space(y_true, y_pred) -> LabelSpace:
 
     mask = tf.cast(tf.reduce_min(member, axis=-1) >= 0, y_pred.dtype)
     y = y_pred / tf.reduce_sum(y_pred + EPS, axis=-1, keepdims=True)
+    # a pixel's label is coarse when it covers more than one leaf (background is one leaf)
+    coarse = mask * tf.cast(tf.reduce_sum(tf.maximum(member, 0), axis=-1) > 1.5, y_pred.dtype)
+    if variant == "renormalised":
+        covered_ch = _expand_like(tf.cast(assign_s >= 0, y.dtype), y)
+        y = y / tf.maximum(tf.reduce_sum(covered_ch * y, axis=-1, keepdims=True), EPS)
+    elif variant == "ignore_coarse":
+        mask = mask * (1.0 - coarse)
     flat = lambda x: tf.reshape(x, [B, -1, C])
     p = tf.reshape(tf.einsum("bnj,bjk->bnk", flat(y), M), tf.shape(y_pred))
     counts = tf.reshape(tf.einsum("bnj,bjk->bnk", flat(tf.maximum(member, 0)), M), tf.shape(y_pred))
     t = tf.minimum(counts, 1.0) * mask[..., None]
-    return LabelSpace(t=t, p=p, mask=mask, w=w, valid=valid)
+    pt = tf.reduce_sum(t * p, axis=-1)
+    covered = tf.reduce_sum(_expand_like(valid, p) * p, axis=-1)
+    if variant == "root":
+        # the label of a coarse pixel becomes the root: every foreground leaf, covered or not
+        fg = tf.reduce_sum(y[..., 1:], axis=-1)
+        pt = coarse * fg + (1.0 - coarse) * pt
+        covered = coarse + (1.0 - coarse) * covered
+    return LabelSpace(t=t, p=p, mask=mask, w=w, valid=valid, pt=pt, covered=covered)

@@ -55,7 +55,6 @@ active (cross-replica context, e.g. Keras' symbolic build, or a single replica).
 from __future__ import annotations
 
 import contextlib
-import os
 
 __all__ = ["STRATEGIES", "resolve", "strategy_scope", "num_replicas", "global_batch_losses", "split_cpu",
            "check_optimizer", "check_batch_size", "predict_on_one_device", "describe"]
@@ -247,12 +246,3 @@ def describe(strategy) -> str:
     devices = getattr(strategy.extended, "worker_devices", ())
     return f"{type(strategy).__name__} with {num_replicas(strategy)} replicas on {', '.join(devices)}"
 
-
-def _tf_config_workers():
-    """Number of workers in ``TF_CONFIG`` (1 when unset), for messages."""
-    import json
-
-    try:
-        return len(json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])) or 1
-    except ValueError:
-        return 1

@@ -70,6 +70,11 @@ class InputResult:
         Wall time of its task.
     worker : str
         Address of the worker that ran it.
+    model_loads : int
+        Times the model had been loaded in that worker process when the task ran (1:
+        loaded once, by the worker plugin).
+    tf_threads : int
+        TensorFlow intra-op threads of that worker process (0: not set by the plugin).
     """
 
     path: Path
@@ -81,6 +86,8 @@ class InputResult:
     n_blank: int = 0
     seconds: float = 0.0
     worker: str = ""
+    model_loads: int = 0
+    tf_threads: int = 0
 
 
 @dataclass
@@ -204,7 +211,7 @@ class ModelPlugin:
             self.tf_configured = False
         self.threads_used = n
         self.lock = threading.Lock()  # one input at a time per model and process
-        self.model = load_model(self.model_dir)
+        self.model = _load_counted(self.model_dir)
 
     def teardown(self, worker):
         self.model = None
@@ -237,6 +244,13 @@ def __getattr__(name):  # pickled plugins refer to stardist_hier.predict.distrib
 
 _local_cache: dict = {}
 _local_lock = threading.Lock()
+_model_loads: dict = {}  # model folder -> times loaded in this process
+
+
+def _load_counted(model_dir):
+    model = load_model(model_dir)
+    _model_loads[str(model_dir)] = _model_loads.get(str(model_dir), 0) + 1
+    return model
 
 
 def _worker_model(model_dir):
@@ -249,10 +263,10 @@ def _worker_model(model_dir):
     except (ImportError, ValueError):
         plugin = None
     if plugin is not None and plugin.model is not None:
-        return plugin.model, plugin.lock
+        return plugin.model, plugin.lock, plugin.threads_used or 0
     with _local_lock:
         if name not in _local_cache:
-            _local_cache[name] = (load_model(model_dir), threading.Lock())
+            _local_cache[name] = (_load_counted(str(Path(model_dir).resolve())), threading.Lock(), 0)
         return _local_cache[name]
 
 
@@ -274,7 +288,8 @@ def predict_one(path, *, model_dir, out, formats, options: dict) -> InputResult:
     path, out = Path(path), Path(out)
     t0 = time.perf_counter()
     worker = _worker_address()
-    model, lock = _worker_model(model_dir)
+    model, lock, tf_threads = _worker_model(model_dir)
+    loads = _model_loads.get(str(Path(model_dir).resolve()), 0)
     _, classes = _writer_classes(formats, options.get("writers"))
     targets = [(out / path.stem).with_suffix(classes[k].suffix) for k in formats]
     before = {t for t in targets if t.exists()}
@@ -289,10 +304,10 @@ def predict_one(path, *, model_dir, out, formats, options: dict) -> InputResult:
                     t.unlink()
         msg = " ".join(str(e).split()) or traceback.format_exception_only(type(e), e)[-1].strip()
         return InputResult(path, "failed", error=f"{type(e).__name__}: {msg}", seconds=time.perf_counter() - t0,
-                           worker=worker)
+                           worker=worker, model_loads=loads, tf_threads=tf_threads)
     return InputResult(path, "done", outputs=list(s.outputs), n_nuclei=s.stats.n_nuclei,
                        n_tiles=s.stats.n_predicted, n_blank=s.stats.n_skipped, seconds=time.perf_counter() - t0,
-                       worker=worker)
+                       worker=worker, model_loads=loads, tf_threads=tf_threads)
 
 
 # ------------------------------------------------------------------------ client side
@@ -337,10 +352,14 @@ def _validate(inputs, *, model, out, formats, label_sets, taxonomy, abstain, mpp
 
 
 @contextlib.contextmanager
-def _client(distributed, *, workers, scheduler, threads_per_worker, log):
+def _client(distributed, *, workers, scheduler, threads_per_worker):
     """A client on an existing scheduler, or on a LocalCluster started (and closed) here."""
     if scheduler is not None:
-        client = distributed.Client(scheduler, timeout="30s")
+        try:
+            client = distributed.Client(scheduler, timeout="30s")
+        except (OSError, TimeoutError, ValueError) as e:
+            raise InputError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there "
+                             f"({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
         try:
             yield client, None
         finally:
@@ -443,8 +462,7 @@ def predict_distributed(inputs, *, model, out, workers: int | None = None, sched
     if pending:
         from tqdm.auto import tqdm
 
-        with _client(distributed, workers=workers, scheduler=scheduler, threads_per_worker=1, log=log) as (client,
-                                                                                                            cluster):
+        with _client(distributed, workers=workers, scheduler=scheduler, threads_per_worker=1) as (client, cluster):
             info = client.scheduler_info()["workers"] if scheduler is None else _wait_workers(client)
             summary.n_workers = len(info)
             host_workers = {}

@@ -18,6 +18,20 @@ HERE = Path(__file__).resolve().parent
 
 
 # --------------------------------------------------------------------- tests
+def test_names_and_checks():
+    """In-process, without devices: names, refusals."""
+    pytest.importorskip("tensorflow")
+    from stardist_hier.models import distribute
+
+    assert distribute.resolve(None) is None and distribute.resolve("none") is None
+    assert all(distribute.is_valid_name(n) for n in (None, "none", "mirrored", "multiworker"))
+    assert not distribute.is_valid_name("tpu")
+    with pytest.raises(ValueError, match="expected one of"):
+        distribute.resolve("tpu")
+    distribute.check_batch_size(3, None)  # no strategy: any batch
+    distribute.check_optimizer(object(), None)
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     pytest.importorskip("tensorflow")

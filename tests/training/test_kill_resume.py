@@ -8,8 +8,9 @@ final weights must equal the uninterrupted run's bit for bit, and so must every
 epoch's losses. The schedule exercises every random state that crosses a checkpoint:
 two datasets mixed with weights and oversampling (mixer), augmentation (augmenter),
 StarDist's patch positions (NumPy's global generator), an optimizer reset at the
-switch, and ReduceLROnPlateau that halves the learning rate every 2nd epoch
-(``min_delta`` 1: never an improvement; its counters cross both kills).
+switch, ReduceLROnPlateau that halves the learning rate every 2nd epoch
+(``min_delta`` 1: never an improvement; its counters cross both kills), and dropout
+(Keras' seed generators).
 """
 
 import json
@@ -31,7 +32,7 @@ CONFIG = {
     "seed": 5,
     "model": {"n_rays": 8, "grid": [2, 2], "unet_n_depth": 2, "unet_n_filter_base": 8, "net_conv_after_unet": 16,
               "train_patch_size": [64, 64], "train_batch_size": 2,
-              "train_reduce_lr": {"factor": 0.5, "patience": 2, "min_delta": 1.0}},
+              "train_reduce_lr": {"factor": 0.5, "patience": 2, "min_delta": 1.0}, "unet_dropout": 0.1},
     "training": {"steps_per_epoch": 3, "tensorboard": False,
                  "augment": {"p_color": 0.8, "p_geometric": 0.5, "p_elastic": 0.2},
                  "oversample": {"threshold": 0.2, "factor": 2.0}},

@@ -20,7 +20,7 @@ from ..schedule import Episode, ScheduleError, validate_schedule
 
 TOP_KEYS = {"name", "seed", "taxonomy", "model", "training", "datasets", "episodes", "tests", "evaluation", "out"}
 TRAINING_KEYS = {"steps_per_epoch", "tensorboard", "augment", "oversample", "deterministic"}
-EVALUATION_KEYS = {"convention", "overlays", "prob_thresh", "nms_thresh"}
+EVALUATION_KEYS = {"convention", "overlays", "prob_thresh", "nms_thresh", "tune_thresholds"}
 SOURCES = ("synthetic", "registry")
 
 
@@ -159,6 +159,9 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
     except (TreeError, LabelSetError, ValueError, TypeError, FileNotFoundError) as e:
         raise ConfigError(f"taxonomy: {e}") from None
     tree = taxonomy.tree
+    if "leaves" not in taxonomy.names():
+        # every leaf its own label: for datasets labelled at the finest level (e.g. an oracle source)
+        taxonomy = Taxonomy(tree, {**{n: taxonomy[n] for n in taxonomy.names()}, "leaves": LabelSet.leaves_of(tree)})
 
     seed = raw.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -263,10 +266,49 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
     for k in ("prob_thresh", "nms_thresh"):
         if k in evaluation:
             _number(evaluation[k], f"evaluation: {k}", lo=0, hi=1)
+    if evaluation.get("tune_thresholds") is not None:
+        evaluation["tune_thresholds"] = _tune_spec(evaluation, datasets, episodes)
 
     return ExperimentConfig(name=str(raw.get("name", "experiment")), seed=seed, taxonomy=taxonomy, model=model,
                             training=training, datasets=datasets, episodes=episodes, tests=tuple(tests),
                             evaluation=evaluation, out=raw.get("out"), raw=raw)
+
+
+def _tune_spec(evaluation, datasets, episodes) -> list:
+    """``evaluation: tune_thresholds``: datasets whose *validation* parts tune the thresholds.
+
+    Entries are dataset names or ``{dataset: NAME, split: val}``. Refused: a split other
+    than ``val`` (a test split, above all), a dataset that no episode trains on (its
+    validation split is as unseen as its test split), and fixed thresholds given too.
+    """
+    where = "evaluation: tune_thresholds"
+    spec = evaluation["tune_thresholds"]
+    if isinstance(spec, str):
+        spec = [spec]
+    if not isinstance(spec, list) or not spec:
+        raise ConfigError(f"{where}: expected a non-empty list of dataset names, got {spec!r}")
+    fixed = [k for k in ("prob_thresh", "nms_thresh") if k in evaluation]
+    if fixed:
+        raise ConfigError(f"{where}: cannot be combined with fixed {' and '.join(fixed)}")
+    trained = {d for ep in episodes for d in ep.dataset_names}
+    out = []
+    for e in spec:
+        e = {"dataset": e} if isinstance(e, str) else _mapping(e, where)
+        _unknown(e, {"dataset", "split"}, where)
+        d, split = e.get("dataset"), e.get("split", "val")
+        if d not in datasets:
+            raise ConfigError(f"{where}: unknown dataset {d!r}; known: {', '.join(datasets)}")
+        if split == "test":
+            raise ConfigError(f"{where}: thresholds tuned on the test split of {d!r} would be scored on the "
+                              "data they were tuned on; tune on the validation split ('val') of a training dataset")
+        if split != "val":
+            raise ConfigError(f"{where}: split must be 'val', got {split!r}")
+        if d not in trained:
+            raise ConfigError(f"{where}: dataset {d!r} is not trained on by any episode; tuning on its validation "
+                              "split uses the unseen domain (tune only on training datasets)")
+        if d not in out:
+            out.append(d)
+    return out
 
 
 def _check_model(model: dict, tree):

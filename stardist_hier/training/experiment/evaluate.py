@@ -12,14 +12,27 @@ from ..data import Part
 from .config import ExperimentConfig
 from .outputs import _csv, _markdown, _safe, write_overlays
 
-def evaluate_tests(model, cfg: ExperimentConfig, tests: dict, history: dict, out: Path, *, verbose=1) -> list:
-    """Predict and score every test set; write the results table, per-label CSVs, overlays."""
+def evaluate_tests(model, cfg: ExperimentConfig, tests: dict, history: dict, out: Path, *, verbose=1,
+                   val_parts: dict | None = None) -> list:
+    """Predict and score every test set; write the results table, per-label CSVs, overlays.
+
+    With ``evaluation: tune_thresholds`` the probability and NMS thresholds are first tuned
+    on the validation parts (``val_parts``, ``{dataset: Part}``) of the named training
+    datasets (never on a test split; see :func:`.config._tune_spec`) and written to
+    ``OUT/thresholds.json``.
+    """
     from tqdm.auto import tqdm
 
     from ...metrics import evaluate_cut, format_csv, tidy_rows
 
     ev = cfg.evaluation
     kw = {k: ev[k] for k in ("prob_thresh", "nms_thresh") if k in ev}
+    if ev.get("tune_thresholds"):
+        kw = tune_thresholds(model, [val_parts[d] for d in ev["tune_thresholds"]], verbose=verbose)
+        import json
+
+        atomic_write_text(out / "thresholds.json", json.dumps(
+            {"tuned_on": [f"{d} (val)" for d in ev["tune_thresholds"]], **kw}, indent=1))
     rows = []
     (out / "tests").mkdir(exist_ok=True)
     cache = {}
@@ -47,6 +60,29 @@ def evaluate_tests(model, cfg: ExperimentConfig, tests: dict, history: dict, out
     if verbose:
         print(_markdown(rows, cols, cfg), file=sys.stderr)
     return rows
+
+
+def tune_thresholds(model, parts, *, nms_threshs=(0.3, 0.4, 0.5), verbose=0) -> dict:
+    """Tune ``prob_thresh`` and ``nms_thresh`` on ``parts`` (validation parts); ``{prob_thresh, nms_thresh}``.
+
+    Ignore regions (negative labels) count as nuclei here, one per connected region:
+    the thresholds are about segmentation, and ignored regions hold unannotated nuclei.
+    """
+    from skimage.measure import label as cc
+
+    X, Y = [], []
+    for p in parts:
+        for x, y in zip(p.X, p.Y):
+            y = np.asarray(y).astype(np.int32)
+            if (y < 0).any():
+                extra = cc(y < 0, connectivity=1)
+                y = np.where(y < 0, extra + max(int(y.max()), 0), y)
+            X.append(x)
+            Y.append(y)
+    t = model.optimize_thresholds(X, Y, nms_threshs=list(nms_threshs), iou_threshs=[0.5],
+                                  predict_kwargs=dict(show_tile_progress=False),
+                                  optimize_kwargs=dict(verbose=0), save_to_json=False)
+    return {"prob_thresh": float(t["prob"]), "nms_thresh": float(t["nms"])}
 
 
 def _with_ignore_instance(part: Part):

@@ -137,7 +137,7 @@ def _run_locked(cfg, out, lock, *, restart, max_epochs, verbose) -> dict:
     if not history["finished"]:
         return result
     # the model now holds the schedule's final weights (also saved as model/weights_best.h5)
-    rows = evaluate_tests(model, cfg, tests, history, out, verbose=verbose)
+    rows = evaluate_tests(model, cfg, tests, history, out, verbose=verbose, val_parts=data.val)
     result["results"] = rows
     return result
 
