@@ -47,7 +47,12 @@ the real tissue contains them, but marked as unannotated: their ``classes`` entr
 annotated only its four classes and marked other regions "Ambiguous", and avoids the
 alternative of leaving such nuclei as background, which would teach a model that a
 visible nucleus is background. ``uncovered="omit"`` instead never draws uncovered
-leaves in that dataset.
+leaves in that dataset, and ``uncovered="background"`` draws them unannotated, as
+background (MoNuSAC's real convention outside its "Ambiguous" regions).
+
+Knobs that let hypotheses fail (all off by default): ``DomainParams.uncovered="background"``,
+``DomainParams.leaf_shift`` (each leaf looks different in each domain) and
+``DomainParams.label_noise`` (a fraction of labels replaced by another label of the set).
 
 Every sample also records the true leaf of each instance in ``meta["leaves"]``
 (``{id: leaf}``) so that models can be scored at finer cuts than the dataset's labels.

@@ -63,7 +63,10 @@ def generate_dataset(name: str, n_tiles: int, *, seed: int, size=256, taxonomy=N
     taxonomy = default_taxonomy() if taxonomy is None else taxonomy
     ls = taxonomy[dom.label_set]
     styles = default_leaf_styles() if styles is None else styles
+    if dom.leaf_shift > 0:
+        styles = shifted_styles(styles, dom.name, dom.leaf_shift)
     leaf_to_label = {leaf: lab for lab in ls.labels for leaf in ls.leaf_set(lab)}
+    noise_labels = [lab for lab in ls.labels if ls.leaf_set(lab)]
 
     probs = dom.leaf_probs
     missing = [l for l, p in probs.items() if p > 0 and l not in taxonomy.tree.leaves]
@@ -87,6 +90,15 @@ def generate_dataset(name: str, n_tiles: int, *, seed: int, size=256, taxonomy=N
         image, labels, leaf_of = make_tile(dict(zip(leaves, mix)), rng=rng, size=size, domain=dom,
                                            styles=styles)
         classes = {i_: leaf_to_label.get(l) for i_, l in leaf_of.items()}
+        if dom.uncovered == "background":
+            labels, leaf_of, classes = _uncovered_as_background(labels, leaf_of, classes)
+        noisy = []
+        if dom.label_noise > 0 and len(noise_labels) > 1:
+            for i_ in sorted(classes):
+                if classes[i_] is not None and rng.random() < dom.label_noise:
+                    others = [lab for lab in noise_labels if lab != classes[i_]]
+                    classes[i_] = others[int(rng.integers(len(others)))]
+                    noisy.append(i_)
         ignored = [i_ for i_, c in classes.items() if c is None]
         if ignored:
             lut = np.zeros(len(leaf_of) + 1, bool)
@@ -101,8 +113,34 @@ def generate_dataset(name: str, n_tiles: int, *, seed: int, size=256, taxonomy=N
         meta = {"dataset": dom.name, "source": "synthetic", "tissue": None, "split": None,
                 "mpp": dom.mpp / dom.scale, "seed": int(seed), "index": i,
                 "leaves": dict(leaf_of), "dominant_leaf": dominant, "domain": asdict(dom)}
+        if dom.label_noise > 0:
+            meta["noisy"] = noisy
         out.append(Sample(image=image, labels=labels, classes=classes, label_set=dom.label_set,
                           ignore=ignore, meta=meta))
+    return out
+
+
+def _uncovered_as_background(labels, leaf_of, classes):
+    """Uncovered nuclei (class None) set to background; the rest renumbered 1..n."""
+    keep = [i for i in sorted(leaf_of) if classes.get(i) is not None]
+    lut = np.zeros(max(leaf_of, default=0) + 1, np.int32)
+    lut[keep] = np.arange(1, len(keep) + 1, dtype=np.int32)
+    new = lut[labels]
+    return (new, {j + 1: leaf_of[i] for j, i in enumerate(keep)}, {j + 1: classes[i] for j, i in enumerate(keep)})
+
+
+def shifted_styles(styles: Mapping[str, LeafStyle], domain_name: str, shift: float) -> dict:
+    """Every leaf's style perturbed for one domain (see ``DomainParams.leaf_shift``)."""
+    from dataclasses import replace
+
+    out = {}
+    for leaf, st in styles.items():
+        z = np.random.default_rng([_dataset_key(domain_name), _dataset_key(leaf)]).standard_normal(5)
+        f = np.exp(shift * z)
+        out[leaf] = replace(st, radius=float(st.radius * f[0]), darkness=float(st.darkness * f[1]),
+                            elongation=float(1.0 + (st.elongation - 1.0) * f[2]),
+                            cytoplasm_eosin=float(st.cytoplasm_eosin * f[3]),
+                            rim=float(np.clip(st.rim + shift * z[4] / 2, 0.0, 1.0)))
     return out
 
 

@@ -57,9 +57,23 @@ class DomainParams:
         ``class_mix`` with concentrations ``mix_concentration * n_leaves * class_mix``:
         small values give tiles dominated by few nucleus types, large values tiles
         close to ``class_mix``.
-    uncovered : {"ignore", "omit"}
+    uncovered : {"ignore", "omit", "background"}
         What to do with leaves the label set does not cover: draw them and mark them
-        ignored (``classes`` None, pixels in ``ignore``), or never draw them.
+        ignored (``classes`` None, pixels in ``ignore``), never draw them, or draw them
+        and leave them unannotated as background (label 0: MoNuSAC's real convention
+        outside its "Ambiguous" regions, which teaches that a visible nucleus is background).
+    leaf_shift : float
+        Per-domain perturbation of every leaf's appearance (0: none, the default). Each
+        leaf's radius, hematoxylin darkness, elongation excess (``elongation - 1``) and
+        cytoplasm eosin are multiplied by ``exp(leaf_shift * z)`` and its vesicular ``rim``
+        shifted by ``leaf_shift * z / 2`` (clipped to [0, 1]), with ``z`` standard normal
+        drawn from the domain's ``name`` and the leaf (the same for every tile and seed of
+        the domain, different between domains): the same class looks different in
+        different datasets.
+    label_noise : float
+        Fraction (probability per annotated nucleus) of labels replaced by another label of
+        the dataset's label set, drawn uniformly (0: none, the default). ``meta["noisy"]``
+        lists the changed instance ids.
     max_overlap : float
         Largest fraction of a new nucleus that may lie on earlier ones (clipped off).
     mpp : float
@@ -83,6 +97,8 @@ class DomainParams:
     class_mix: tuple = ()
     mix_concentration: float = 1.5
     uncovered: str = "ignore"
+    leaf_shift: float = 0.0
+    label_noise: float = 0.0
     max_overlap: float = 0.12
     mpp: float = 0.5
     nuclei_per_tile: float = 70.0
@@ -101,8 +117,12 @@ class DomainParams:
                     f"DomainParams.class_mix: need leaf -> non-negative weight, got {k!r}: {v!r}")
         order = [l for l in LEAVES if l in mix] + [l for l in mix if l not in LEAVES]
         object.__setattr__(self, "class_mix", tuple((l, float(mix[l])) for l in order))
-        if self.uncovered not in ("ignore", "omit"):
-            raise ValueError(f"DomainParams.uncovered must be 'ignore' or 'omit', got {self.uncovered!r}")
+        if self.uncovered not in ("ignore", "omit", "background"):
+            raise ValueError(f"DomainParams.uncovered must be 'ignore', 'omit' or 'background', got {self.uncovered!r}")
+        if not (np.isfinite(self.leaf_shift) and self.leaf_shift >= 0):
+            raise ValueError(f"DomainParams.leaf_shift must be non-negative, got {self.leaf_shift}")
+        if not (0 <= self.label_noise <= 1):
+            raise ValueError(f"DomainParams.label_noise must be in [0, 1], got {self.label_noise}")
         for f in ("scale", "density", "h_gain", "e_gain", "mpp", "mix_concentration"):
             if not getattr(self, f) > 0:
                 raise ValueError(f"DomainParams.{f} must be positive, got {getattr(self, f)}")

@@ -15,12 +15,13 @@ epoch :class:`EpisodeCallback`
    training images' cuts are re-encoded if the class weights change, the validation
    batch is replaced, and the optimizer state is reset unless the episode keeps it;
    after the last episode it sets ``model.stop_training``;
-4. writes the per-episode history (JSON) and, with a checkpoint folder, after
-   StarDist's own callbacks have run for the epoch (:attr:`EpisodeCallback.commit_callback`,
-   last in the list), everything needed to resume (weights, optimizer variables including the step counter and the
-   learning rate, best weights so far, callback, sampler, augmenter and NumPy random
-   states, the global batch index, and the state of StarDist's ``ReduceLROnPlateau``
-   and ``ModelCheckpoint`` callbacks);
+4. writes the per-episode history (JSON) and, with a checkpoint folder, once
+   StarDist's own callbacks have run for the epoch (:attr:`EpisodeCallback.commit_callback`
+   goes last in the list), everything needed to resume: weights, Keras' seed-generator
+   states (dropout), optimizer variables (step counter, learning rate, moments), best
+   weights so far, the callback's, sampler's, augmenter's and NumPy's random states, the
+   global batch index, and the state of StarDist's ``ReduceLROnPlateau`` and
+   ``ModelCheckpoint`` callbacks;
 5. releases the next epoch to the mixer, whose generator thread waited at the epoch
    boundary (see :mod:`stardist_hier.training.sampler`).
 
@@ -46,7 +47,7 @@ the experiment runner does unless ``training.deterministic: false``, see
   ``ReduceLROnPlateau`` watches) are the same in a fresh and a resumed run;
 * the states of Keras' seed generators (dropout, when the config has ``unet_dropout``)
   are saved with the weights;
-* the mixer's and the augmenter's generators are saved at ``on_epoch_end`` while
+* the mixer's and the augmenter's generators are saved at the epoch's end while
   the prefetching generator thread is parked at the epoch barrier, i.e. exactly
   after the consumed batches (nothing of the next epoch has been drawn);
 * the checkpoint is written after StarDist's ``ReduceLROnPlateau`` has seen the
@@ -503,6 +504,9 @@ class EpisodeCallback(Callback):
             raise CheckpointMismatch(
                 f"{d} holds a run with another configuration (fingerprint {state.get('fingerprint')} != "
                 f"{self.fingerprint}); use another output folder or start afresh")
+        if state.get("steps_per_epoch", self.steps_per_epoch) != self.steps_per_epoch:
+            raise CheckpointMismatch(f"{d} was written with steps_per_epoch={state['steps_per_epoch']}, "
+                                     f"this run has {self.steps_per_epoch}")
         km = self.sd_model.keras_model
         with np.load(d / "weights.npz") as f:
             km.set_weights([f[f"arr_{i}"] for i in range(len(f.files))])
@@ -530,9 +534,6 @@ class EpisodeCallback(Callback):
                                          f"checkpoint {len(vals)}")
             for v, a in zip(opt.variables, vals):
                 v.assign(a)
-        if state.get("steps_per_epoch", self.steps_per_epoch) != self.steps_per_epoch:
-            raise CheckpointMismatch(f"{d} was written with steps_per_epoch={state['steps_per_epoch']}, "
-                                     f"this run has {self.steps_per_epoch}")
         self.history = state["history"]
         self._initial_epoch = self.history["epochs_done"]
         self._first_step = int(state.get("global_step", self.history["epochs_done"] * self.steps_per_epoch))

@@ -1,0 +1,163 @@
+"""Slides per minute: one process (the serial runner) against N Dask workers, and peak memory per process.
+
+    python benchmarks/bench_distributed.py                  # 6 slides of 1024 x 1024, 2 workers
+    python benchmarks/bench_distributed.py --slides 8 --size 2048 --workers 2 --model models/mine
+
+Both modes predict the same synthetic pyramidal TIFF slides into their own output
+folder with the same model and options; the tables they write are compared (sorted
+rows). The serial runner runs in a fresh process (``stardist_hier.predict.predict_to_folder``,
+TensorFlow on all cores). The Dask run starts a ``LocalCluster`` (its start-up is timed
+apart) and calls ``stardist_hier.predict.distributed.predict_distributed`` on it;
+the peak memory of every worker is its ``resource.getrusage(RUSAGE_SELF).ru_maxrss``,
+asked through ``client.run``. Without ``--model`` a tiny model is trained first (seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _maxrss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _train_tiny(basedir) -> Path:
+    from stardist_hier import Config2DHier, StarDist2DHier, default_taxonomy
+    from stardist_hier.slides import SyntheticSlide
+
+    tax = default_taxonomy()
+    slide = SyntheticSlide((512, 512), seed=3)
+    X, Y = [], []
+    for top in (0, 256):
+        for left in (0, 256):
+            img, lab = slide.region(top, left, 128, 128, labels=True)
+            X.append(img.astype(np.float32) / 255)
+            Y.append(lab)
+    cfg = Config2DHier(tree=tax.tree, n_channel_in=3, n_rays=16, grid=(2, 2), unet_n_depth=2, unet_n_filter_base=8,
+                       net_conv_after_unet=16, train_patch_size=(64, 64), train_batch_size=4,
+                       train_tensorboard=False, train_learning_rate=5e-3, hier_mpp=0.5)
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = StarDist2DHier(cfg, name="tiny", basedir=str(basedir))
+        model.train(X, Y, validation_data=(X[:1], Y[:1]), epochs=2, steps_per_epoch=60, seed=3, verbose=0)
+    return Path(basedir) / "tiny"
+
+
+def _serial(args) -> None:
+    """Child process: the serial runner on every slide; prints JSON."""
+    t0 = time.perf_counter()
+    from stardist_hier.predict import predict_to_folder
+
+    s = predict_to_folder([args.inputs], model=args.model, out=args.out, formats=["csv"],
+                          block_size=args.block_size, min_overlap=64, prob_thresh=0.3)
+    print(json.dumps({"seconds": time.perf_counter() - t0, "nuclei": s.stats.n_nuclei, "maxrss_mib": _maxrss_mib(),
+                      "inputs": s.n_inputs}))
+
+
+def _rows(path):
+    lines = Path(path).read_bytes().splitlines()
+    return lines[0], sorted(lines[1:])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--slides", type=int, default=6, help="number of slides (default 6)")
+    p.add_argument("--size", type=int, default=1024, help="level-0 side of each slide, pixels at 0.25 um (default 1024)")
+    p.add_argument("--workers", type=int, default=2, help="Dask worker processes (default 2)")
+    p.add_argument("--block-size", type=int, default=256, help="block size at the model's pixel size (default 256)")
+    p.add_argument("--model", type=Path, help="model folder (default: train a tiny one)")
+    p.add_argument("--_serial", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--inputs", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if args._serial:
+        _serial(args)
+        return 0
+
+    import distributed
+    from dask.system import CPU_COUNT
+
+    from stardist_hier.predict.distributed import predict_distributed
+    from stardist_hier.slides import SyntheticSlide, write_pyramid_tiff
+
+    with tempfile.TemporaryDirectory(prefix="bench_distributed_") as tmp:
+        tmp = Path(tmp)
+        if args.model is None:
+            t = time.perf_counter()
+            args.model = _train_tiny(tmp / "models")
+            print(f"trained a tiny model in {time.perf_counter() - t:.1f} s", flush=True)
+        slides = tmp / "slides"
+        slides.mkdir()
+        for i in range(args.slides):
+            synth = SyntheticSlide((args.size, args.size), seed=100 + i, cell=48, radius=(8, 13),
+                                   tissue=lambda r, c: (r - args.size / 2) ** 2 + (c - args.size / 2) ** 2
+                                   < (0.45 * args.size) ** 2)
+            write_pyramid_tiff(slides / f"slide{i:03d}.tif", synth, mpp=0.25, downsamples=(1, 4, 16), tile=256)
+        print(f"{args.slides} slides of {args.size} x {args.size} px at 0.25 um (model at 0.5 um), "
+              f"block {args.block_size}; {CPU_COUNT} cores", flush=True)
+
+        # 1 process: the serial runner in a fresh interpreter (model load and TF import included)
+        t = time.perf_counter()
+        r = subprocess.run([sys.executable, __file__, "--_serial", "--inputs", str(slides), "--model", str(args.model),
+                            "--out", str(tmp / "serial"), "--block-size", str(args.block_size)],
+                           capture_output=True, text=True, check=True)
+        serial_wall = time.perf_counter() - t
+        serial = json.loads(r.stdout.strip().splitlines()[-1])
+
+        # N Dask workers on a LocalCluster, set up as predict_distributed(workers=N) does
+        t = time.perf_counter()
+        env = {k: str(max(1, CPU_COUNT // args.workers)) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                                    "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")}
+        env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        cluster = distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                                           host="127.0.0.1", dashboard_address=None, silence_logs=40, env=env)
+        client = distributed.Client(cluster)
+        try:
+            start = time.perf_counter() - t
+            t = time.perf_counter()
+            s = predict_distributed([slides], model=args.model, out=tmp / "dask", scheduler=cluster.scheduler_address,
+                                    formats=["csv"], block_size=args.block_size, min_overlap=64, prob_thresh=0.3,
+                                    tf_threads=max(1, CPU_COUNT // args.workers))
+            dask_wall = time.perf_counter() - t
+            rss = client.run(_maxrss_mib)
+        finally:
+            client.close()
+            cluster.close()
+        assert s.n_failed == 0, s.table()
+        same = all(_rows(tmp / "serial" / f.name) == _rows(tmp / "dask" / f.name)
+                   for f in sorted((tmp / "serial").glob("*.csv")))
+
+    n = args.slides
+    rate1 = n / serial_wall * 60
+    rate2 = n / dask_wall * 60
+    rate2s = n / (dask_wall + start) * 60
+    per_worker = sorted(rss.values())
+    print()
+    print(f"{'':34s} {'1 process':>12s} {f'{args.workers} Dask workers':>16s} {'ratio':>8s}")
+    print(f"{'wall time, s':34s} {serial_wall:12.1f} {dask_wall:16.1f} {serial_wall / dask_wall:8.2f}")
+    print(f"{'slides per minute':34s} {rate1:12.2f} {rate2:16.2f} {rate2 / rate1:8.2f}")
+    print(f"{'slides per minute (+cluster start)':34s} {rate1:12.2f} {rate2s:16.2f} {rate2s / rate1:8.2f}")
+    print(f"{'peak RSS per process, MiB':34s} {serial['maxrss_mib']:12.0f} "
+          f"{' / '.join(f'{v:.0f}' for v in per_worker):>16s} {max(per_worker) / serial['maxrss_mib']:8.2f}")
+    print(f"{'nuclei':34s} {serial['nuclei']:12d} {s.stats.n_nuclei:16d}")
+    print(f"cluster start {start:.1f} s (not in the Dask wall time above); "
+          f"model loads per worker: {sorted({r.model_loads for r in s.results})}; "
+          f"TF threads per worker: {sorted({r.tf_threads for r in s.results})}; "
+          f"tables identical (sorted rows): {same}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,357 @@
+"""Studies: rows of experiments over paired seeds, with paired statistics (:func:`run_study`).
+
+A study config (see ``stardist_hier/examples/ablation.yaml``)::
+
+    name: ablation
+    base: {...}                     # an experiment config (without seed); or a path to one
+    seeds: [0, 1, 2]                # every row runs once per seed
+    rows:                           # each row: the base with some entries replaced
+      - {name: target_long, set: {episodes: [...]}}
+      - {name: marginal, set: {}}
+      - {name: renormalised, set: {model: {train_class_loss_options: {...}}}}
+    metrics: [pq, mpq]              # reported for every test set (also per-label PQ)
+    comparisons:                    # declared before running; Holm-corrected together
+      - {a: marginal, b: target_long, metric: mpq, test: consep_like}
+    bootstrap: {n: 10000, seed: 0}
+
+``set`` is merged into the base recursively (mappings merged key by key; any other value,
+lists included, replaced). Every row of a seed runs with that seed as the experiment's
+``seed``: the same synthetic data (datasets without their own ``seed``), the same initial
+weights (``keras.utils.set_random_seed`` before the model is built; rows share the
+architecture) and the same patch-sampling stream, so rows are paired by seed. Datasets
+that set their own ``seed`` keep it for every seed of the study (then only weights and
+sampling vary).
+
+For every declared comparison ``a`` vs ``b`` the per-seed paired differences
+``metric(a) - metric(b)`` are summarised by their mean, a 95% percentile bootstrap interval
+over seeds and a two-sided sign-flip permutation p-value (exact up to 2**16 flips); the
+p-values of all declared comparisons are Holm-corrected together. Thresholds are whatever
+the base's ``evaluation`` says; ``tune_thresholds`` may only name training datasets'
+validation splits (:func:`.config.load_config` refuses the rest).
+
+Outputs in ``OUT``: ``ROW/seedS/`` (each experiment's run folder), ``study.json`` (every
+value), ``study.md`` (rows as mean ± std and the comparisons table). Rerunning continues:
+finished experiments are read back, not rerun.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import itertools
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from .config import ConfigError, _mapping, _unknown, load_config
+
+__all__ = ["StudyConfig", "load_study", "run_study", "paired_stats", "holm", "format_study"]
+
+STUDY_KEYS = {"name", "base", "seeds", "rows", "metrics", "comparisons", "bootstrap", "out", "description"}
+METRICS = ("pq", "mpq")
+
+
+@dataclass
+class StudyConfig:
+    name: str
+    base: dict
+    seeds: tuple
+    rows: tuple  # ((name, set), ...)
+    metrics: tuple
+    comparisons: tuple  # ({name, a, b, metric, test}, ...)
+    bootstrap: dict
+    out: str | None
+    base_dir: Path
+
+    def experiment(self, row: str, seed: int) -> dict:
+        """The experiment config of ``row`` at ``seed`` (a plain mapping)."""
+        cfg = merge(self.base, dict(self.rows)[row])
+        cfg["seed"] = int(seed)
+        cfg["name"] = f"{self.name}-{row}"
+        cfg.pop("out", None)
+        return cfg
+
+
+def merge(base, over):
+    """``base`` with ``over`` merged in recursively (mappings by key; anything else replaced)."""
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_study(config, *, base_dir=None) -> StudyConfig:
+    """Read and validate a study config; every row's experiment config is validated too."""
+    if isinstance(config, (str, Path)):
+        from ...io import load_yaml
+
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError(f"study config not found: {path}")
+        raw = load_yaml(path)
+        base_dir = path.parent if base_dir is None else base_dir
+    else:
+        raw = copy.deepcopy(config)
+    base_dir = Path(base_dir or ".")
+    raw = _mapping(raw, "study")
+    _unknown(raw, STUDY_KEYS, "study")
+    name = raw.get("name", "study")
+    base = raw.get("base")
+    if isinstance(base, str):
+        from ...io import load_yaml
+
+        p = Path(base) if Path(base).is_absolute() else base_dir / base
+        if not p.is_file():
+            raise ConfigError(f"study: base config not found: {p}")
+        base = load_yaml(p)
+    base = _mapping(base, "study: base")
+    if "seed" in base:
+        raise ConfigError("study: base: 'seed' is set per run from the study's seeds; remove it")
+    seeds = raw.get("seeds")
+    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                      for s in seeds)) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"study: seeds must be a non-empty list of distinct non-negative integers, got {seeds!r}")
+    rows = raw.get("rows")
+    if not isinstance(rows, list) or not rows:
+        raise ConfigError("study: rows must be a non-empty list of {name, set}")
+    parsed = []
+    for i, r in enumerate(rows):
+        r = _mapping(r, f"study: rows[{i}]")
+        _unknown(r, {"name", "set", "description"}, f"study: rows[{i}]")
+        n = r.get("name")
+        if not isinstance(n, str) or not n.strip() or "/" in n:
+            raise ConfigError(f"study: rows[{i}]: name must be a non-empty string without '/', got {n!r}")
+        if n in dict(parsed):
+            raise ConfigError(f"study: two rows are named {n!r}")
+        parsed.append((n, _mapping(r.get("set"), f"study: row {n!r}: set")))
+    metrics = tuple(raw.get("metrics", list(METRICS)))
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise ConfigError(f"study: unknown metrics {bad}; known: {', '.join(METRICS)}")
+    boot = _mapping(raw.get("bootstrap"), "study: bootstrap")
+    _unknown(boot, {"n", "seed", "level"}, "study: bootstrap")
+    boot = {"n": int(boot.get("n", 10000)), "seed": int(boot.get("seed", 0)), "level": float(boot.get("level", 0.95))}
+    study = StudyConfig(name=str(name), base=base, seeds=tuple(seeds), rows=tuple(parsed), metrics=metrics,
+                        comparisons=(), bootstrap=boot, out=raw.get("out"), base_dir=base_dir)
+    tests = {}
+    for n, _ in parsed:
+        try:
+            cfg = load_config(study.experiment(n, seeds[0]), base_dir=base_dir)
+        except ConfigError as e:
+            raise ConfigError(f"study: row {n!r}: {e}") from None
+        tests[n] = [t.name for t in cfg.tests]
+        if not tests[n]:
+            raise ConfigError(f"study: row {n!r} has no test set")
+    comps = []
+    for i, c in enumerate(raw.get("comparisons") or []):
+        c = _mapping(c, f"study: comparisons[{i}]")
+        _unknown(c, {"name", "a", "b", "metric", "test"}, f"study: comparisons[{i}]")
+        for k in ("a", "b"):
+            if c.get(k) not in dict(parsed):
+                raise ConfigError(f"study: comparisons[{i}]: unknown row {c.get(k)!r}")
+        if c.get("metric") not in metrics:
+            raise ConfigError(f"study: comparisons[{i}]: metric must be one of {metrics}, got {c.get('metric')!r}")
+        t = c.get("test", tests[c["a"]][0])
+        for k in ("a", "b"):
+            if t not in tests[c[k]]:
+                raise ConfigError(f"study: comparisons[{i}]: row {c[k]!r} has no test set {t!r}; "
+                                  f"it has {tests[c[k]]}")
+        comps.append({"name": str(c.get("name", f"{c['a']} vs {c['b']}")), "a": c["a"], "b": c["b"],
+                      "metric": c["metric"], "test": t})
+    study.comparisons = tuple(comps)
+    return study
+
+
+# ---------------------------------------------------------------- statistics
+def paired_stats(a, b, *, n_boot=10000, seed=0, level=0.95) -> dict:
+    """Paired differences ``a - b`` over seeds: mean, bootstrap interval, sign-flip p-value."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    n = len(d)
+    rng = np.random.default_rng(seed)
+    boot = d[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+    lo, hi = np.quantile(boot, [(1 - level) / 2, 1 - (1 - level) / 2])
+    obs = abs(d.mean())
+    if n <= 16:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+    else:
+        signs = rng.choice((1.0, -1.0), size=(100000, n))
+    null = np.abs((signs * d).mean(axis=1))
+    p = float(np.mean(null >= obs - 1e-12))
+    return {"n": n, "mean_a": float(np.mean(a)), "mean_b": float(np.mean(b)), "diff": float(d.mean()),
+            "ci_low": float(lo), "ci_high": float(hi), "p": p, "wins": int((d > 0).sum()), "losses": int((d < 0).sum())}
+
+
+def holm(pvalues) -> list:
+    """Holm-adjusted p-values (step-down, monotone, capped at 1)."""
+    p = np.asarray(pvalues, float)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adj = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, (m - rank) * p[i])
+        adj[i] = min(1.0, running)
+    return adj.tolist()
+
+
+# ---------------------------------------------------------------- running
+def _read_results(run: Path) -> dict:
+    """``{test: {pq, mpq, per_label: {label: pq}}}`` of a finished run folder."""
+    out = {}
+    with open(run / "results.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            out[r["Test"]] = {"pq": float(r["PQ"]), "mpq": float(r["mPQ+"]), "per_label": {}}
+    from .outputs import _safe
+
+    for t in out:
+        p = run / "tests" / f"{_safe(t)}.csv"
+        if p.is_file():
+            with open(p, newline="") as f:
+                for r in csv.DictReader(f):
+                    if r.get("kind") == "class":
+                        out[t]["per_label"][r["label"]] = float(r["pq"])
+    return out
+
+
+def run_study(config, out=None, *, rows=None, seeds=None, verbose=1, log=print) -> dict:
+    """Run every row at every seed (skipping finished runs), then the paired statistics.
+
+    ``rows``/``seeds`` restrict this call to some of them (e.g. to time one row); the
+    statistics are computed over the seeds for which every compared row has finished.
+    """
+    study = config if isinstance(config, StudyConfig) else load_study(config)
+    out = Path(out or study.out or Path("runs") / study.name)
+    out.mkdir(parents=True, exist_ok=True)
+    from .run import run_experiment
+
+    todo_rows = [r for r, _ in study.rows if rows is None or r in rows]
+    todo_seeds = [s for s in study.seeds if seeds is None or s in seeds]
+    timing = {}
+    for seed in todo_seeds:
+        for row in todo_rows:
+            run = out / row / f"seed{seed}"
+            if (run / "results.csv").is_file():
+                continue
+            t0 = time.time()
+            res = run_experiment(load_config(study.experiment(row, seed), base_dir=study.base_dir), run,
+                                 verbose=max(0, verbose - 1))
+            timing[f"{row}/seed{seed}"] = round(time.time() - t0, 1)
+            if not res["finished"]:
+                raise RuntimeError(f"study: {row} seed {seed} did not finish")
+            if verbose:
+                r = _read_results(run)
+                log(f"[{row} seed {seed}] " + ", ".join(f"{t}: PQ {v['pq']:.3f} mPQ+ {v['mpq']:.3f}"
+                                                        for t, v in r.items()) + f" ({timing[f'{row}/seed{seed}']} s)")
+    result = summarize_study(study, out)
+    result["timing"] = timing
+    from ...io import atomic_write_text
+
+    old = {}
+    if (out / "study.json").is_file():
+        old = json.loads((out / "study.json").read_text()).get("timing", {})
+    result["timing"] = {**old, **timing}
+    atomic_write_text(out / "study.json", json.dumps(result, indent=1, default=float))
+    atomic_write_text(out / "study.md", format_study(result))
+    return result
+
+
+def summarize_study(study: StudyConfig, out: Path) -> dict:
+    values = {}  # row -> seed -> test -> metrics
+    for row, _ in study.rows:
+        for seed in study.seeds:
+            run = out / row / f"seed{seed}"
+            if (run / "results.csv").is_file():
+                values.setdefault(row, {})[seed] = _read_results(run)
+    comps = []
+    for c in study.comparisons:
+        common = [s for s in study.seeds if s in values.get(c["a"], {}) and s in values.get(c["b"], {})]
+        if len(common) < 2:
+            comps.append({**c, "n": len(common), "p": math.nan})
+            continue
+        a = [values[c["a"]][s][c["test"]][c["metric"]] for s in common]
+        b = [values[c["b"]][s][c["test"]][c["metric"]] for s in common]
+        comps.append({**c, **paired_stats(a, b, n_boot=study.bootstrap["n"], seed=study.bootstrap["seed"],
+                                          level=study.bootstrap["level"])})
+    ok = [i for i, c in enumerate(comps) if not math.isnan(c["p"])]
+    adj = holm([comps[i]["p"] for i in ok]) if ok else []
+    for i, pa in zip(ok, adj):
+        comps[i]["p_holm"] = pa
+    return {"name": study.name, "seeds": list(study.seeds), "rows": [r for r, _ in study.rows],
+            "metrics": list(study.metrics), "values": {r: {str(s): v for s, v in d.items()} for r, d in values.items()},
+            "comparisons": comps, "level": study.bootstrap["level"]}
+
+
+def _ms(v):
+    v = np.asarray(v, float)
+    if len(v) == 0:
+        return ""
+    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
+
+
+def format_study(result: dict) -> str:
+    """Markdown: per test set, rows as mean ± sd over seeds (PQ, mPQ+, per-label PQ), then the comparisons."""
+    lines = []
+    tests = []
+    for r in result["rows"]:
+        for s, v in result["values"].get(r, {}).items():
+            tests += [t for t in v if t not in tests]
+    for t in tests:
+        labels = sorted({lab for r in result["rows"] for v in result["values"].get(r, {}).values()
+                         for lab in v.get(t, {}).get("per_label", {})})
+        head = ["row", "seeds", "PQ", "mPQ+"] + [f"PQ {lab}" for lab in labels]
+        lines += [f"Test set `{t}` (mean ± sd over seeds)", "", "| " + " | ".join(head) + " |",
+                  "|" + "---|" * len(head)]
+        for r in result["rows"]:
+            vs = [v[t] for v in result["values"].get(r, {}).values() if t in v]
+            if not vs:
+                continue
+            cells = [r, str(len(vs)), _ms([v["pq"] for v in vs]), _ms([v["mpq"] for v in vs])]
+            cells += [_ms([v["per_label"].get(lab, np.nan) for v in vs]) for lab in labels]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    if result["comparisons"]:
+        lvl = int(round(100 * result["level"]))
+        lines += [f"Declared comparisons: paired difference a - b over seeds, {lvl}% bootstrap interval, "
+                  "sign-flip p-value, Holm-corrected over all declared comparisons", "",
+                  "| comparison | metric | test | n | a | b | a - b | " + f"{lvl}% CI | wins/losses | p | p (Holm) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for c in result["comparisons"]:
+            if math.isnan(c.get("p", math.nan)):
+                lines.append(f"| {c['name']} | {c['metric']} | {c['test']} | {c['n']} | | | | | | | |")
+                continue
+            lines.append(f"| {c['name']} | {c['metric']} | {c['test']} | {c['n']} | {c['mean_a']:.3f} | "
+                         f"{c['mean_b']:.3f} | {c['diff']:+.3f} | [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | "
+                         f"{c['wins']}/{c['losses']} | {c['p']:.3f} | {c['p_holm']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    """``python -m stardist_hier.training.experiment.study STUDY.yaml [--out DIR] [--rows ...] [--seeds ...]``."""
+    import argparse
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    ap = argparse.ArgumentParser(prog="python -m stardist_hier.training.experiment.study", description=__doc__.split("\n")[0])
+    ap.add_argument("config")
+    ap.add_argument("--out")
+    ap.add_argument("--rows", nargs="+")
+    ap.add_argument("--seeds", type=int, nargs="+")
+    ap.add_argument("-v", "--verbose", type=int, default=1)
+    a = ap.parse_args(argv)
+    t0 = time.time()
+    res = run_study(a.config, a.out, rows=a.rows, seeds=a.seeds, verbose=a.verbose)
+    print(format_study(res))
+    print(f"({time.time() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
