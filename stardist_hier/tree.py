@@ -15,13 +15,14 @@ A :class:`Taxonomy` bundles a tree with named label sets; the default one
 
 from __future__ import annotations
 
-from .errors import UserError
 import json
 from importlib import resources
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
+
+from .errors import UserError
 
 __all__ = [
     "ClassTree",

@@ -8,10 +8,10 @@ discovers and checks file names (and array headers); pixels are read in
 
 from __future__ import annotations
 
-from ..errors import InputError
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..errors import InputError
 from .record import Sample
 
 __all__ = ["Reader", "DatasetError", "require_dir", "require_file"]

@@ -16,13 +16,14 @@ from pathlib import Path
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_dir"]
 
 
-def _temp_name(target: Path, *, directory: bool = False) -> Path:
+def _temp_name(target: Path, *, directory: bool = False, keep_suffix: bool = False) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     if directory:
         d = tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
         os.chmod(d, 0o777 & ~_umask())
         return Path(d)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+    suffix = ".tmp" + (target.suffix if keep_suffix else "")
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=suffix, dir=target.parent)
     os.close(fd)
     os.chmod(name, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
     return Path(name)
@@ -35,15 +36,15 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(target):
+def atomic_path(target, *, keep_suffix: bool = False):
     """Yield a unique temporary path beside ``target``; rename it to ``target`` on success.
 
     On an exception the temporary file is removed and ``target`` is left as it was.
-    The temporary suffix is ``.tmp``; writers that pick a format from the suffix
-    should be given it explicitly.
+    The temporary suffix is ``.tmp``, followed by ``target``'s own suffix with
+    ``keep_suffix`` (for writers that pick a format from the suffix, e.g. Keras).
     """
     target = Path(target)
-    tmp = _temp_name(target)
+    tmp = _temp_name(target, keep_suffix=keep_suffix)
     try:
         yield tmp
         os.replace(tmp, target)

@@ -59,7 +59,6 @@ the experiment runner does unless ``training.deterministic: false``, see
 
 from __future__ import annotations
 
-from ..errors import RunFolderError
 import hashlib
 import json
 import os
@@ -71,6 +70,8 @@ from typing import Sequence
 import numpy as np
 from csbdeep.utils.tf import keras_import
 
+from ..errors import RunFolderError
+from ..io.atomic import atomic_path, atomic_write_text
 from ..models import _stardist_compat as compat
 from ..models._stardist_compat import NUMPY_GLOBAL_LOCK
 from ..tree import LabelSet
@@ -374,7 +375,8 @@ class EpisodeCallback(Callback):
         m = self.sd_model
         if m.basedir is not None and m.config.train_checkpoint is not None:
             # StarDist reloads this file after fit: make it hold the schedule's result
-            m.keras_model.save_weights(str(m.logdir / m.config.train_checkpoint))
+            with atomic_path(m.logdir / m.config.train_checkpoint, keep_suffix=True) as tmp:
+                m.keras_model.save_weights(str(tmp))
 
     # --------------------------------------------------------------- switching
     def _end_episode(self, k, *, stopped_early):
@@ -422,9 +424,7 @@ class EpisodeCallback(Callback):
         if self.history_path is None:
             return
         self.history_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.history_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.history, indent=1))
-        os.replace(tmp, self.history_path)
+        atomic_write_text(self.history_path, json.dumps(self.history, indent=1))
 
     def save_checkpoint(self, directory):
         """Write the resume state to ``directory`` (atomically: a new folder is swapped in)."""

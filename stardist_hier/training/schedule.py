@@ -7,10 +7,11 @@ last layer, each stage ("episode") stopped early on its own validation loss. An
 
 from __future__ import annotations
 
-from ..errors import UserError
 import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
+
+from ..errors import UserError
 
 __all__ = ["Episode", "ScheduleError", "validate_schedule"]
 

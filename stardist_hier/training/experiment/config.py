@@ -5,7 +5,6 @@ See :mod:`stardist_hier.training.experiment` for the config format.
 
 from __future__ import annotations
 
-from ...errors import UserError, did_you_mean
 import copy
 import hashlib
 import json
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from ...errors import UserError, did_you_mean
 from ...tree import LabelSet, LabelSetError, Taxonomy, TreeError, default_taxonomy
 from ..schedule import Episode, ScheduleError, validate_schedule
 
