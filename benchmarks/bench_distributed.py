@@ -73,7 +73,7 @@ def _rows(path):
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--slides", type=int, default=6, help="number of slides (default 6)")
-    p.add_argument("--size", type=int, default=1024, help="level-0 side of each slide, pixels at 0.25 um (default 1024)")
+    p.add_argument("--size", type=int, default=1024, help="level-0 side of a slide, pixels at 0.25 um (default 1024)")
     p.add_argument("--workers", type=int, default=2, help="Dask worker processes (default 2)")
     p.add_argument("--block-size", type=int, default=256, help="block size at the model's pixel size (default 256)")
     p.add_argument("--model", type=Path, help="model folder (default: train a tiny one)")
@@ -149,8 +149,8 @@ def main() -> int:
     print(f"{'wall time, s':34s} {serial_wall:12.1f} {dask_wall:16.1f} {serial_wall / dask_wall:8.2f}")
     print(f"{'slides per minute':34s} {rate1:12.2f} {rate2:16.2f} {rate2 / rate1:8.2f}")
     print(f"{'slides per minute (+cluster start)':34s} {rate1:12.2f} {rate2s:16.2f} {rate2s / rate1:8.2f}")
-    print(f"{'peak RSS per process, MiB':34s} {serial['maxrss_mib']:12.0f} "
-          f"{' / '.join(f'{v:.0f}' for v in per_worker):>16s} {max(per_worker) / serial['maxrss_mib']:8.2f}")
+    print(f"{'peak RSS per process, MiB':34s} {serial['maxrss_mib']:12.1f} "
+          f"{' / '.join(f'{v:.1f}' for v in per_worker):>16s} {max(per_worker) / serial['maxrss_mib']:8.2f}")
     print(f"{'nuclei':34s} {serial['nuclei']:12d} {s.stats.n_nuclei:16d}")
     print(f"cluster start {start:.1f} s (not in the Dask wall time above); "
           f"model loads per worker: {sorted({r.model_loads for r in s.results})}; "

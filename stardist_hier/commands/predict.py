@@ -26,6 +26,14 @@ by Otsu's threshold on saturation; --no-tissue-mask turns it off).
 Outputs are named by input stem: OUT/<stem>.geojson, OUT/<stem>.csv, ...; each is
 written under a temporary name and renamed when complete. Every input and option
 is checked before anything is written; --resume skips inputs whose outputs all exist.
+
+With --workers N (a local Dask cluster of N processes) or --scheduler ADDRESS (an
+existing Dask cluster: dask-jobqueue, dask-kubernetes), every input is one Dask task
+and every worker loads the model once (pip install 'stardist-hier[distributed]').
+Options and the output folder are still checked first; an input that fails (a corrupt
+slide) is listed with its error in the table printed at the end and the others go on.
+Exit code: 0 all inputs done, 1 some failed (rerun with --resume to retry them only),
+2 bad arguments. See docs/SCALING.md.
 """
 
 _FORMATS_HINT = "geojson, csv, parquet, labels, overlay"

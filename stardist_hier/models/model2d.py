@@ -134,6 +134,11 @@ class Config2DHier(Config2D):
                 reasons["train_class_loss_options"] = (
                     f"options for {', '.join(map(repr, extra))}, which train_class_loss {loss!r} does not use "
                     f"(add the loss to train_class_loss or remove its options)")
+            elif "train_class_loss" not in reasons:
+                try:  # option names and values (e.g. an unknown loss variant), before any training
+                    build_class_loss(loss, opts)
+                except (ValueError, TypeError) as e:
+                    reasons["train_class_loss_options"] = str(e)
         if self.predict_class_aggregate not in ("mean", "center"):
             reasons["predict_class_aggregate"] = f"must be 'mean' or 'center', got {self.predict_class_aggregate!r}"
         if self.hier_mpp is not None and not (isinstance(self.hier_mpp, numbers.Real) and 0 < self.hier_mpp < 100):

@@ -22,8 +22,8 @@ without pixel size) fails that input's task only.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
-import sys
 import threading
 import time
 import traceback
@@ -463,22 +463,25 @@ def predict_distributed(inputs, *, model, out, workers: int | None = None, sched
         from tqdm.auto import tqdm
 
         with _client(distributed, workers=workers, scheduler=scheduler, threads_per_worker=1) as (client, cluster):
-            info = client.scheduler_info()["workers"] if scheduler is None else _wait_workers(client)
+            info = client.scheduler_info(n_workers=-1)["workers"] if scheduler is None else _wait_workers(client)
             summary.n_workers = len(info)
             host_workers = {}
             for w in info.values():
                 h = w.get("host") or ""
                 host_workers[h] = host_workers.get(h, 0) + 1
+            summary.dashboard_link = client.dashboard_link
             if cluster is not None:
-                summary.dashboard_link = client.dashboard_link
                 tf_threads = tf_threads or max(1, _cores() // workers)
+                if importlib.util.find_spec("bokeh") is None:  # the scheduler serves no dashboard without bokeh
+                    summary.dashboard_link = None
             if log:
                 where = f"started a local Dask cluster of {workers} worker(s)" if cluster is not None else \
                     f"connected to the Dask scheduler {scheduler} ({len(info)} worker(s))"
-                log(f"{where}; dashboard: {client.dashboard_link}")
+                link = summary.dashboard_link or "not available (pip install bokeh)"
+                log(f"{where}; dashboard: {link}")
             plugin = _plugin_class()(model_dir, tf_threads=tf_threads, host_workers=host_workers)
             client.register_plugin(plugin, name=plugin.name)
-            futures = {client.submit(predict_one, str(f), model_dir=str(model_dir), out=str(out), formats=formats,
+            futures = {client.submit(predict_one, str(f.resolve()), model_dir=str(model_dir), out=str(out), formats=formats,
                                      options=options, key=f"stardist-hier-predict-{i}-{f.stem}-{os.getpid()}-"
                                                           f"{time.time_ns()}", pure=False, retries=0): f
                        for i, f in enumerate(pending)}
@@ -494,12 +497,12 @@ def predict_distributed(inputs, *, model, out, workers: int | None = None, sched
                         r = InputResult(f, "failed", error=f"{type(e).__name__}: {msg}")
                     results[f] = r
                     bar.update(1)
-                    if r.status == "failed":
-                        bar.write(f"failed: {f}: {r.error}", file=sys.stderr)
+                    if r.status == "failed" and (progress or log):
+                        (bar.write if progress else log)(f"failed: {f}: {r.error}")
             finally:
                 bar.close()
                 for fut in futures:
-                    if fut.key and not fut.done():
+                    if not fut.done():
                         fut.cancel()
     summary.results = [results[f] for f in files]
     summary.seconds = time.perf_counter() - t0
@@ -508,10 +511,8 @@ def predict_distributed(inputs, *, model, out, workers: int | None = None, sched
 
 def _wait_workers(client, timeout: float = 60.0) -> dict:
     """The workers of a remote scheduler, waiting (up to ``timeout`` s) for the first one."""
-    from ..errors import InputError as _E
-
     try:
         client.wait_for_workers(1, timeout=timeout)
     except Exception as e:  # noqa: BLE001 - dask raises TimeoutError
-        raise _E(f"--scheduler: no worker joined the scheduler within {timeout:.0f} s ({type(e).__name__})") from None
-    return client.scheduler_info()["workers"]
+        raise InputError(f"--scheduler: no worker joined the scheduler within {timeout:.0f} s ({type(e).__name__})") from None
+    return client.scheduler_info(n_workers=-1)["workers"]
