@@ -8,8 +8,16 @@ folder with the same model and options; the tables they write are compared (sort
 rows). The serial runner runs in a fresh process (``stardist_hier.predict.predict_to_folder``,
 TensorFlow on all cores). The Dask run starts a ``LocalCluster`` (its start-up is timed
 apart) and calls ``stardist_hier.predict.distributed.predict_distributed`` on it;
-the peak memory of every worker is its ``resource.getrusage(RUSAGE_SELF).ru_maxrss``,
-asked through ``client.run``. Without ``--model`` a tiny model is trained first (seconds).
+the peak memory of every worker is asked through ``client.run``. Without ``--model`` a
+tiny model is trained first (seconds). The two modes alternate ``--repeats`` times (the
+machine may be shared); the table shows the median of each.
+
+Peak memory is reported two ways: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` and
+``VmHWM`` of ``/proc/self/status``. On Linux ``ru_maxrss`` survives ``fork`` + ``exec``:
+a process spawned by a big parent (here: the benchmark, which trained the model and
+runs the LocalCluster's nannies) reports at least the parent's peak, so for the Dask
+workers and the serial child it can be the *parent's* figure. ``VmHWM`` belongs to the
+process's own address space (reset by ``exec``), and is the figure to trust.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import io
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +40,21 @@ import numpy as np
 
 def _maxrss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _hwm_mib() -> float:
+    """Peak resident set of this process's own address space (``VmHWM``), MiB; NaN where unknown."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _peaks() -> tuple:
+    return _maxrss_mib(), _hwm_mib()
 
 
 def _train_tiny(basedir) -> Path:
@@ -62,6 +86,7 @@ def _serial(args) -> None:
     s = predict_to_folder([args.inputs], model=args.model, out=args.out, formats=["csv"],
                           block_size=args.block_size, min_overlap=64, prob_thresh=0.3)
     print(json.dumps({"seconds": time.perf_counter() - t0, "nuclei": s.stats.n_nuclei, "maxrss_mib": _maxrss_mib(),
+                      "hwm_mib": _hwm_mib(),
                       "inputs": s.n_inputs}))
 
 
@@ -77,6 +102,7 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2, help="Dask worker processes (default 2)")
     p.add_argument("--block-size", type=int, default=256, help="block size at the model's pixel size (default 256)")
     p.add_argument("--model", type=Path, help="model folder (default: train a tiny one)")
+    p.add_argument("--repeats", type=int, default=2, help="alternate the two modes this many times (default 2)")
     p.add_argument("--_serial", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--inputs", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -108,54 +134,71 @@ def main() -> int:
         print(f"{args.slides} slides of {args.size} x {args.size} px at 0.25 um (model at 0.5 um), "
               f"block {args.block_size}; {CPU_COUNT} cores", flush=True)
 
-        # 1 process: the serial runner in a fresh interpreter (model load and TF import included)
-        t = time.perf_counter()
-        r = subprocess.run([sys.executable, __file__, "--_serial", "--inputs", str(slides), "--model", str(args.model),
-                            "--out", str(tmp / "serial"), "--block-size", str(args.block_size)],
-                           capture_output=True, text=True, check=True)
-        serial_wall = time.perf_counter() - t
-        serial = json.loads(r.stdout.strip().splitlines()[-1])
-
-        # N Dask workers on a LocalCluster, set up as predict_distributed(workers=N) does
-        t = time.perf_counter()
         env = {k: str(max(1, CPU_COUNT // args.workers)) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                                                     "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")}
         env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-        cluster = distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                                           host="127.0.0.1", dashboard_address=None, silence_logs=40, env=env)
-        client = distributed.Client(cluster)
-        try:
-            start = time.perf_counter() - t
+        runs = []
+        for rep in range(args.repeats):
+            # 1 process: the serial runner in a fresh interpreter (TF import and model load included)
             t = time.perf_counter()
-            s = predict_distributed([slides], model=args.model, out=tmp / "dask", scheduler=cluster.scheduler_address,
-                                    formats=["csv"], block_size=args.block_size, min_overlap=64, prob_thresh=0.3,
-                                    tf_threads=max(1, CPU_COUNT // args.workers))
-            dask_wall = time.perf_counter() - t
-            rss = client.run(_maxrss_mib)
-        finally:
-            client.close()
-            cluster.close()
-        assert s.n_failed == 0, s.table()
-        same = all(_rows(tmp / "serial" / f.name) == _rows(tmp / "dask" / f.name)
-                   for f in sorted((tmp / "serial").glob("*.csv")))
+            r = subprocess.run([sys.executable, __file__, "--_serial", "--inputs", str(slides), "--model",
+                                str(args.model), "--out", str(tmp / f"serial{rep}"), "--block-size",
+                                str(args.block_size)], capture_output=True, text=True, check=True)
+            serial_wall = time.perf_counter() - t
+            serial = json.loads(r.stdout.strip().splitlines()[-1])
+
+            # N Dask workers on a fresh LocalCluster set up as predict_distributed(workers=N) does; its
+            # start is timed apart, TF import and model load in the workers are in the Dask wall time
+            t = time.perf_counter()
+            cluster = distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                                               host="127.0.0.1", dashboard_address=None, silence_logs=50, env=env)
+            client = distributed.Client(cluster)
+            try:
+                start = time.perf_counter() - t
+                t = time.perf_counter()
+                s = predict_distributed([slides], model=args.model, out=tmp / f"dask{rep}",
+                                        scheduler=cluster.scheduler_address, formats=["csv"],
+                                        block_size=args.block_size, min_overlap=64, prob_thresh=0.3,
+                                        tf_threads=max(1, CPU_COUNT // args.workers))
+                dask_wall = time.perf_counter() - t
+                peaks = client.run(_peaks)
+            finally:
+                client.close()
+                cluster.close()
+            assert s.n_failed == 0, s.table()
+            same = all(_rows(f) == _rows(tmp / f"dask{rep}" / f.name)
+                       for f in sorted((tmp / f"serial{rep}").glob("*.csv")))
+            runs.append(dict(serial_wall=serial_wall, serial=serial, dask_wall=dask_wall, start=start,
+                             peaks=sorted(peaks.values()), s=s, same=same))
+            print(f"repeat {rep + 1}: 1 process {serial_wall:.1f} s, {args.workers} Dask workers {dask_wall:.1f} s "
+                  f"(+ cluster start {start:.1f} s); tables identical: {same}", flush=True)
 
     n = args.slides
-    rate1 = n / serial_wall * 60
-    rate2 = n / dask_wall * 60
-    rate2s = n / (dask_wall + start) * 60
-    per_worker = sorted(rss.values())
+    med = statistics.median
+    serial_wall = med(r["serial_wall"] for r in runs)
+    dask_wall = med(r["dask_wall"] for r in runs)
+    start = med(r["start"] for r in runs)
+    rate1, rate2, rate2s = n / serial_wall * 60, n / dask_wall * 60, n / (dask_wall + start) * 60
+    last = runs[-1]
+    s1_rss, s1_hwm = last["serial"]["maxrss_mib"], last["serial"]["hwm_mib"]
+    w_rss = [p[0] for p in last["peaks"]]
+    w_hwm = [p[1] for p in last["peaks"]]
     print()
-    print(f"{'':34s} {'1 process':>12s} {f'{args.workers} Dask workers':>16s} {'ratio':>8s}")
-    print(f"{'wall time, s':34s} {serial_wall:12.1f} {dask_wall:16.1f} {serial_wall / dask_wall:8.2f}")
-    print(f"{'slides per minute':34s} {rate1:12.2f} {rate2:16.2f} {rate2 / rate1:8.2f}")
-    print(f"{'slides per minute (+cluster start)':34s} {rate1:12.2f} {rate2s:16.2f} {rate2s / rate1:8.2f}")
-    print(f"{'peak RSS per process, MiB':34s} {serial['maxrss_mib']:12.1f} "
-          f"{' / '.join(f'{v:.1f}' for v in per_worker):>16s} {max(per_worker) / serial['maxrss_mib']:8.2f}")
-    print(f"{'nuclei':34s} {serial['nuclei']:12d} {s.stats.n_nuclei:16d}")
-    print(f"cluster start {start:.1f} s (not in the Dask wall time above); "
-          f"model loads per worker: {sorted({r.model_loads for r in s.results})}; "
-          f"TF threads per worker: {sorted({r.tf_threads for r in s.results})}; "
-          f"tables identical (sorted rows): {same}")
+    print(f"median of {args.repeats} alternating runs; {CPU_COUNT} cores, load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"{'':38s} {'1 process':>12s} {f'{args.workers} Dask workers':>18s} {'ratio':>8s}")
+    print(f"{'wall time, s':38s} {serial_wall:12.1f} {dask_wall:18.1f} {serial_wall / dask_wall:8.2f}")
+    print(f"{'slides per minute':38s} {rate1:12.2f} {rate2:18.2f} {rate2 / rate1:8.2f}")
+    print(f"{'slides per minute (+ cluster start)':38s} {rate1:12.2f} {rate2s:18.2f} {rate2s / rate1:8.2f}")
+    print(f"{'peak memory per process (VmHWM), MiB':38s} {s1_hwm:12.0f} "
+          f"{' / '.join(f'{v:.0f}' for v in w_hwm):>18s} {max(w_hwm) / s1_hwm:8.2f}")
+    print(f"{'ru_maxrss per process (inherited), MiB':38s} {s1_rss:12.0f} "
+          f"{' / '.join(f'{v:.0f}' for v in w_rss):>18s} {max(w_rss) / s1_rss:8.2f}")
+    print(f"{'nuclei':38s} {last['serial']['nuclei']:12d} {last['s'].stats.n_nuclei:18d}")
+    print(f"cluster start {start:.1f} s (not in the Dask wall time); model loads per worker: "
+          f"{sorted({r.model_loads for r in last['s'].results})}; TF threads per worker: "
+          f"{sorted({r.tf_threads for r in last['s'].results})}; tables identical (sorted rows) in every run: "
+          f"{all(r['same'] for r in runs)}")
     return 0
 
 

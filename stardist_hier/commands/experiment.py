@@ -34,6 +34,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--check", action="store_true",
                         help="only validate the config and the data, do not train")
     parser.add_argument("-q", "--quiet", action="store_true", help="less output")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also show StarDist's own status lines")
 
 
 def _positive_int(text) -> int:
@@ -48,7 +49,7 @@ def _positive_int(text) -> int:
 
 def run(args) -> int:
     # user errors (ConfigError, RunFolderError, ...) are UserErrors: stardist_hier.cli prints one line, exit 2
-    from ..training.experiment import load_config, load_data
+    from ..console import import_tensorflow, quiet_stardist
 
     if args.example or args.list_examples:
         from ..examples import example_summary, example_text, list_examples
@@ -63,6 +64,9 @@ def run(args) -> int:
 
         raise InputError("give CONFIG.yaml (or --example NAME, --list-examples)")
     verbose = 0 if args.quiet else 1
+    import_tensorflow()  # TensorFlow's start-up notices held back (the config check imports it)
+    from ..training.experiment import load_config, load_data
+
     if args.out is not None and not args.check:
         from ..training.experiment.runfolder import probe_lock
 
@@ -74,7 +78,8 @@ def run(args) -> int:
         return 0
     from ..training.experiment import run_experiment
 
-    res = run_experiment(cfg, args.out, restart=args.restart, max_epochs=args.max_epochs, verbose=verbose)
+    with quiet_stardist(2 if args.verbose else 1):  # StarDist's status prints unless -v
+        res = run_experiment(cfg, args.out, restart=args.restart, max_epochs=args.max_epochs, verbose=verbose)
     if not res["finished"]:
         print(f"stopped after {res['epochs_done']} epochs; rerun the same command to continue ({res['out']})")
         return 0

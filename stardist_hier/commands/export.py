@@ -26,17 +26,18 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    import contextlib
-    import io
     from pathlib import Path
 
+    from ..console import import_tensorflow, quiet_stardist
     from ..errors import InputError
-    from ..models.export import export, load_model
 
     out = Path(args.out)
     if out.exists() and not args.force:
         raise InputError(f"--out {out} exists; pass --force to replace it")
-    with contextlib.redirect_stdout(io.StringIO()):  # StarDist's loading chatter
+    import_tensorflow()
+    from ..models.export import export, load_model
+
+    with quiet_stardist():  # StarDist's loading chatter
         model = load_model(args.model_dir)
         path = export(model, out, to=args.to, force=args.force)
     tree = model.tree

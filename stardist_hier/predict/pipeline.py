@@ -280,8 +280,7 @@ def predict_nuclei(model, plan: PredictionPlan, *, progress: bool = False, stats
     InputError
         A region that cannot be read, or a nucleus larger than ``min_overlap``.
     """
-    from tqdm.auto import tqdm
-
+    from ..console import progress as progress_bar
     from ..models import _stardist_big_compat as big
 
     stats = stats if stats is not None else PredictStats()
@@ -290,7 +289,7 @@ def predict_nuclei(model, plan: PredictionPlan, *, progress: bool = False, stats
     scale, offset = float(image.scale), float(image.offset)
     next_id = 1
     stats.n_blocks += len(plan.blocks)
-    bar = tqdm(total=plan.n_predicted, disable=not progress, unit="tile", desc=plan.stem, leave=False)
+    bar = progress_bar(total=plan.n_predicted, verbose=int(bool(progress)), unit="tile", desc=plan.stem, leave=False)
     t0 = time.perf_counter()
     try:
         for block, keep in zip(plan.blocks, plan.keep):

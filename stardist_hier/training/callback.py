@@ -203,8 +203,9 @@ class EpisodeCallback(Callback):
 
     def __init__(self, model, episodes: Sequence[Episode], data: MultiDataset, mixer: DatasetMixer, *,
                  steps_per_epoch: int, history_path=None, checkpoint_dir=None, augmenter=None,
-                 fingerprint: str | None = None, seed: int = 0, verbose: int = 1):
+                 fingerprint: str | None = None, seed: int = 0, verbose: int = 1, on_episode_end=None):
         super().__init__()
+        self.on_episode_end = on_episode_end
         self.seed = 0 if seed is None else int(seed)
         self.sd_model = model
         self.episodes = validate_schedule(episodes, data.names)
@@ -387,6 +388,11 @@ class EpisodeCallback(Callback):
             eh["restored_best"] = True
         eh["finished"] = True
         self.best_weights = None
+        if self.on_episode_end is not None:
+            # e.g. PQ on the episode's validation images; recorded in the history (and the checkpoint)
+            scores = self.on_episode_end(k, ep, eh)
+            if scores:
+                eh["scores"] = {str(a): _json_number(b) for a, b in dict(scores).items()}
         if self.verbose:
             why = "early stop" if stopped_early else "budget spent"
             print(f"[episode {ep.name}] ends after {eh['epochs_run']} epochs ({why}); best epoch "
@@ -550,7 +556,7 @@ class EpisodeCallback(Callback):
 
 def train_episodes(model, data: MultiDataset, episodes: Sequence[Episode], *, steps_per_epoch: int,
                    seed=None, augmenter=None, image_weights=None, history_path=None, checkpoint_dir=None,
-                   resume: bool = True, fingerprint=None, callbacks=(), verbose: int = 1):
+                   resume: bool = True, fingerprint=None, callbacks=(), verbose: int = 1, on_episode_end=None):
     """Train ``model`` through a schedule of episodes in one ``train`` call.
 
     Parameters
@@ -577,6 +583,10 @@ def train_episodes(model, data: MultiDataset, episodes: Sequence[Episode], *, st
     callbacks : sequence
         More Keras callbacks (after StarDist's and the episode callback).
     verbose : int
+    on_episode_end : callable, optional
+        ``on_episode_end(k, episode, episode_history) -> {name: number}`` is called when
+        episode ``k`` ends, with the episode's final (restored) weights in the model; the
+        returned scores are kept in ``history["episodes"][k]["scores"]``.
 
     Returns
     -------
@@ -589,7 +599,7 @@ def train_episodes(model, data: MultiDataset, episodes: Sequence[Episode], *, st
         augmenter.source = mixer
     cb = EpisodeCallback(model, episodes, data, mixer, steps_per_epoch=steps_per_epoch,
                          history_path=history_path, checkpoint_dir=checkpoint_dir, augmenter=augmenter,
-                         fingerprint=fingerprint, seed=seed, verbose=verbose)
+                         fingerprint=fingerprint, seed=seed, verbose=verbose, on_episode_end=on_episode_end)
     if seed is not None:
         np.random.seed(seed)
     if not model._model_prepared:

@@ -85,6 +85,10 @@ def test_run_resume_and_outputs(tmp_path):
     for run in (tmp_path / "full", part):
         hist = yaml.safe_load((run / "history.json").read_text())
         assert hist["epochs_done"] == 4 and [e["epochs_run"] for e in hist["episodes"]] == [2, 2]
+        # PQ on each episode's validation images, at the episode's end (also in TensorBoard)
+        assert set(hist["episodes"][0]["scores"]) == {"P/PQ", "P/mPQ+"}
+        assert set(hist["episodes"][1]["scores"]) == {"C/PQ", "C/mPQ+"}
+        assert all(0 <= v <= 1 for e in hist["episodes"] for v in e["scores"].values())
         rows = list(csv.DictReader((run / "results.csv").open()))
         assert [r["Test"] for r in rows] == ["C-test", "C-coarse"]
         assert rows[0]["Pre-train"] == "P" and rows[0]["Fine-tune"] == "C" and rows[0]["Eps"] == "2"
@@ -95,6 +99,10 @@ def test_run_resume_and_outputs(tmp_path):
         assert (run / "tests" / "C-coarse.csv").is_file()
         assert (run / "model" / "weights_best.h5").is_file()
     assert any((tmp_path / "full" / "model" / "logs").rglob("events.out.tfevents*"))
+    assert any((tmp_path / "full" / "model" / "logs" / "episodes").glob("events.out.tfevents*"))
+    # the resumed run kept the scores of the episode that ended before the interruption
+    assert yaml.safe_load((part / "history.json").read_text())["episodes"][0]["scores"] == \
+        yaml.safe_load((tmp_path / "full" / "history.json").read_text())["episodes"][0]["scores"]
     # the interrupted run really stopped after 3 epochs: its second episode started in the first call
     hist = yaml.safe_load((part / "history.json").read_text())
     assert hist["episodes"][1]["first_epoch"] == 2

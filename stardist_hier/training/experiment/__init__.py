@@ -23,6 +23,13 @@ An experiment config (see ``examples/two_datasets.yaml``)::
       - {name: B-test, dataset: B}                       # at B's own label set
       - {name: B-coarse, dataset: B, label_set: consep4} # or a label set name / {labels: {...}}
     evaluation: {convention: conic, overlays: 2}
+    # or tune prob/NMS thresholds on validation splits of datasets the episodes train on
+    # (a test split or an unseen dataset is refused): evaluation: {tune_thresholds: [B]}
+
+The label set ``leaves`` (every leaf its own label) is always available, e.g. for an
+oracle source ``{generator: pannuke, domain: {label_set: leaves}}``. Studies (rows of
+experiments over paired seeds, with paired bootstrap intervals and Holm-corrected
+comparisons) are in :mod:`.study` (``examples/ablation.yaml``, ``table2.yaml``, ``table4.yaml``).
 
 Everything that needs no image is checked first (:func:`load_config`), then the data
 are read and checked (labels against label sets), all before any training; errors
@@ -53,3 +60,4 @@ __all__ = ["ConfigError", "ExperimentConfig", "DatasetSpec", "TestSpec", "load_c
 #   run.py       run_experiment: seeds, model, training through the episodes, evaluation
 #   evaluate.py  evaluate_tests: predictions, scores and the results table
 #   outputs.py   results tables, loss curves and overlays
+#   study.py     run_study: rows of experiments over paired seeds, paired statistics

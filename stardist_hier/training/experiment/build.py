@@ -10,10 +10,10 @@ from .config import ConfigError, ExperimentConfig, _mapping, _split_counts
 
 def load_data(cfg: ExperimentConfig, *, verbose=1):
     """Read every dataset; return ``(MultiDataset, {dataset: test Part})``."""
-    from tqdm.auto import tqdm
+    from ...console import progress
 
     train, val, test = {}, {}, {}
-    for name, spec in tqdm(cfg.datasets.items(), desc="datasets", disable=not verbose, leave=False):
+    for name, spec in progress(cfg.datasets.items(), total=len(cfg.datasets), desc="datasets", verbose=verbose, leave=False):
         where = f"dataset {name!r}"
         o = spec.options
         if spec.source == "synthetic":

@@ -21,7 +21,7 @@ def evaluate_tests(model, cfg: ExperimentConfig, tests: dict, history: dict, out
     datasets (never on a test split; see :func:`.config._tune_spec`) and written to
     ``OUT/thresholds.json``.
     """
-    from tqdm.auto import tqdm
+    from ...console import progress
 
     from ...metrics import evaluate_cut, format_csv, tidy_rows
 
@@ -42,7 +42,7 @@ def evaluate_tests(model, cfg: ExperimentConfig, tests: dict, history: dict, out
         cut = t.label_set or own
         if t.dataset not in cache:
             preds = []
-            for x in tqdm(part.X, desc=f"predict {t.dataset}", disable=not verbose, leave=False):
+            for x in progress(part.X, desc=f"predict {t.dataset}", verbose=verbose, leave=False):
                 labels, res = model.predict_instances(x, **kw)
                 preds.append((labels, {i + 1: p for i, p in enumerate(np.asarray(res["class_prob"]))}))
             cache[t.dataset] = preds
@@ -112,3 +112,51 @@ def _table_row(cfg, history, t, cut, report) -> dict:
             "Fine-tune": " -> ".join(names(e) for e in rest) if rest else "-",
             "Eps ": "+".join(str(e["epochs_run"]) for e in rest) if rest else "-",
             "Test": t.name, "Label set": cut.name, "PQ": report.binary.pq, "mPQ+": report.mpq}
+
+
+def episode_scores(model, cfg: ExperimentConfig, val_parts: dict, datasets, *, max_images: int = 16) -> dict:
+    """PQ and mPQ+ of every dataset of an episode on its validation images, at its own label set.
+
+    Used at the end of each episode (TensorBoard ``episodes/`` scalars and ``history.json``);
+    thresholds are the model's current ones, at most ``max_images`` images per dataset.
+
+    Returns
+    -------
+    dict
+        ``{"<dataset>/PQ": binary PQ, "<dataset>/mPQ+": mean per-label PQ}``.
+    """
+    from ...metrics import evaluate_cut
+
+    out = {}
+    for d in datasets:
+        part = val_parts[d]
+        n = min(len(part.X), int(max_images))
+        if n == 0:
+            continue
+        sub = Part(part.X[:n], part.Y[:n], part.classes[:n], part.label_sets[:n]) if n < len(part.X) else part
+        preds = []
+        for x in sub.X:
+            labels, res = model.predict_instances(x, show_tile_progress=False)
+            preds.append((labels, {i + 1: p for i, p in enumerate(np.asarray(res["class_prob"]))}))
+        gts, gcls = _with_ignore_instance(sub)
+        own = cfg.datasets[d].label_set
+        report = evaluate_cut(gts, [p[0] for p in preds], gcls, [p[1] for p in preds], label_set=own, cut=own,
+                              convention=cfg.evaluation["convention"])
+        out[f"{d}/PQ"] = float(report.binary.pq)
+        out[f"{d}/mPQ+"] = float(report.mpq)
+    return out
+
+
+def tensorboard_episode_logger(logdir: Path):
+    """``log(step, scores)``: write ``scores`` as TensorBoard scalars under ``logdir`` (tag ``episodes/<name>``)."""
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(str(logdir))
+
+    def log(step: int, scores: dict):
+        with writer.as_default():
+            for k, v in scores.items():
+                tf.summary.scalar(f"episodes/{k}", float(v), step=int(step))
+        writer.flush()
+
+    return log

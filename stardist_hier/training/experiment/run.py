@@ -128,7 +128,8 @@ def _run_locked(cfg, out, lock, *, restart, max_epochs, verbose) -> dict:
     cb = train_episodes(model, data, cfg.episodes, steps_per_epoch=training["steps_per_epoch"], seed=cfg.seed,
                         augmenter=augmenter, image_weights=image_weights, history_path=out / "history.json",
                         checkpoint_dir=ck, resume=not restart, fingerprint=cfg.fingerprint, callbacks=extra,
-                        verbose=verbose)
+                        verbose=verbose,
+                        on_episode_end=_episode_scorer(model, cfg, data.val, out, tensorboard=training["tensorboard"]))
     history = cb.history
     result = {"finished": bool(history["finished"]), "epochs_done": int(history["epochs_done"]),
               "history": history, "results": [], "out": str(out)}
@@ -153,3 +154,20 @@ def _epoch_limit(n):
                 self.model.stop_training = True
 
     return EpochLimit()
+
+
+def _episode_scorer(model, cfg, val_parts, out, *, tensorboard: bool):
+    """At each episode's end: PQ and mPQ+ on its datasets' validation images, logged to TensorBoard
+    (``OUT/model/logs/episodes``, tags ``episodes/<dataset>/PQ``) and kept in ``history.json``."""
+    from .evaluate import episode_scores, tensorboard_episode_logger
+
+    log = tensorboard_episode_logger(out / "model" / "logs" / "episodes") if tensorboard else None
+
+    def on_episode_end(k, episode, episode_history):
+        scores = episode_scores(model, cfg, val_parts, list(episode.mixture))
+        if log is not None:
+            log(int(episode_history["first_epoch"] or 0) + int(episode_history["epochs_run"]), scores)
+        return scores
+
+    return on_episode_end
+
