@@ -15,6 +15,7 @@ def test_demo_quick_writes_table_and_figures(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| Pre-train | Eps | Fine-tune | Eps | Test | PQ | mPQ+ |" in printed
+    assert "SMOKE TEST (--quick)" in printed and (out / "results.md").read_text().startswith("**SMOKE TEST")
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [r["episodes"] for r in rows] == ["consep:1", "consep:2", "pannuke:1 -> consep:1"]
     for r in rows:
