@@ -9,7 +9,8 @@ so ``3_prediction`` loads the model that ``2_training`` saved (run alone, it tra
 own). A cell that raises fails the test. New notebooks are picked up automatically.
 
 The committed notebooks are also checked: executed, with outputs, without errors and
-without machine-specific paths.
+without machine-specific paths or TensorFlow's C++ start-up lines (``notebooks/execute.py``
+re-executes and saves them that way).
 """
 
 import os
@@ -107,8 +108,9 @@ def test_notebook_committed_with_outputs(path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code, f"{path.name} has no code cell"
     counts = [c.get("execution_count") for c in code]
-    assert counts == list(range(1, len(code) + 1)), \
-        f"{path.name}: not executed top to bottom in one kernel (execution counts {counts}); re-run and save it"
+    assert counts == list(range(1, len(code) + 1)), (
+        f"{path.name}: not executed top to bottom in one kernel (execution counts {counts}); "
+        "re-run and save it with `python notebooks/execute.py`")
     assert sum(len(c.outputs) for c in code) > 0, f"{path.name} is saved without outputs"
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]
     assert not errors, f"{path.name} is saved with error outputs"
@@ -117,7 +119,8 @@ def test_notebook_committed_with_outputs(path):
     if len(Path.home().parts) > 1:
         machine.append(str(Path.home()) + os.sep)
     for bad in machine:
-        assert bad not in text, f"{path.name}: outputs contain {bad!r} (machine-specific)"
+        assert bad not in text, (f"{path.name}: outputs contain {bad!r} (machine-specific); "
+                                 "re-run and save it with `python notebooks/execute.py`")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

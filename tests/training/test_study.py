@@ -128,3 +128,17 @@ def test_same_study_twice_gives_the_same_table(tmp_path):
     # rerunning reads the finished runs back
     c = run_study(study, tmp_path / "a", verbose=0)
     assert c["values"] == a["values"] and c["timing"] == a["timing"]
+
+
+@pytest.mark.parametrize("table", ["2", "4", "ablation"])
+def test_benchmark_command_builds_the_shipped_studies(table):
+    from stardist_hier.commands.benchmark import study_config
+
+    s = load_study(study_config(table, seeds=[3, 4], epochs=5, steps=7))
+    assert s.seeds == (3, 4)
+    cfg = load_config(s.experiment(s.rows[1][0], 3))
+    assert cfg.training["steps_per_epoch"] == 7 and cfg.seed == 3
+    full = load_config(load_study(study_config(table)).experiment(s.rows[1][0], 0))
+    assert [e.max_epochs for e in cfg.episodes] == [max(1, e.max_epochs // 2) for e in full.episodes]
+    q = load_study(study_config(table, quick=True))
+    assert all(e.max_epochs == 1 for r, _ in q.rows for e in load_config(q.experiment(r, 0)).episodes)
