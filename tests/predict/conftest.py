@@ -11,8 +11,20 @@ from stardist_hier.slides import SyntheticSlide
 MODEL_MPP = 0.5
 
 
-def _train_tiny(basedir, *, steps=120, seed=3):
+def _train_tiny(basedir, *, steps=200, seed=3, init_seed=0):
+    """Train the tiny model.
+
+    Settings from a measured spread: with 8 base filters, lr 5e-3, 120 steps and unseeded
+    weights the model found no nucleus at all on one seed of three (and 11-43 % of the
+    nuclei within 4 px on the others). With 16 base filters, lr 3e-3, 200 steps and seeded
+    weights, keras seeds 0-2 with TF_ENABLE_ONEDNN_OPTS=0 and 1 (Intel AVX-512) all found
+    89-96 % of the slide's nuclei within 4 px and every nucleus crossing a block border.
+    """
+    import keras
+
     from stardist_hier import Config2DHier, StarDist2DHier, default_taxonomy
+
+    keras.utils.set_random_seed(init_seed)
 
     tax = default_taxonomy()
     slide = SyntheticSlide((512, 512), seed=seed)
@@ -23,8 +35,8 @@ def _train_tiny(basedir, *, steps=120, seed=3):
             X.append(img.astype(np.float32) / 255)
             Y.append(lab)
     cfg = Config2DHier(tree=tax.tree, n_channel_in=3, n_rays=16, grid=(2, 2), unet_n_depth=2,
-                       unet_n_filter_base=8, net_conv_after_unet=16, train_patch_size=(64, 64),
-                       train_batch_size=4, train_tensorboard=False, train_learning_rate=5e-3,
+                       unet_n_filter_base=16, net_conv_after_unet=32, train_patch_size=(64, 64),
+                       train_batch_size=4, train_tensorboard=False, train_learning_rate=3e-3,
                        hier_mpp=MODEL_MPP)
     with contextlib.redirect_stdout(io.StringIO()):
         model = StarDist2DHier(cfg, name="tiny", basedir=str(basedir))
@@ -34,10 +46,10 @@ def _train_tiny(basedir, *, steps=120, seed=3):
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory):
+def tiny_model_dir(tmp_path_factory, test_seed):
     """Folder of a tiny trained 3-channel model (``hier_mpp`` 0.5)."""
     base = tmp_path_factory.mktemp("models")
-    _train_tiny(base)
+    _train_tiny(base, init_seed=test_seed)
     return base / "tiny"
 
 

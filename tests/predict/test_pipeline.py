@@ -71,36 +71,77 @@ def test_slide_equals_predict_instances_big_and_mask_skips_glass(tiny_model, sli
         np.testing.assert_array_equal(Nuclei.concatenate(kept).coord, got.coord)
 
 
-def test_slide_coordinates_are_level0(tiny_model, slide):
-    """Predicted centres (resampled 2x) land on the synthetic nuclei in level-0 pixels."""
-    path, synth = slide
+def test_slide_coordinates_are_level0(tiny_model, tmp_path):
+    """Model pixels map to level-0 pixels exactly as the pipeline maps nuclei (scale, offset).
+
+    Independent of what the network has learnt: dark dots at known level-0 positions are
+    read through the resampled slide view (0.25 um/px slide, model at 0.5 um/px) and their
+    centroids, mapped with the plan's ``scale`` and ``offset`` (the mapping every nucleus
+    goes through, see the equality test above), land on the known positions.
+    """
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+    H, W = 512, 384
+    img = np.full((H, W, 3), 235, np.uint8)
+    yy, xx = np.mgrid[:H, :W]
+    centres = np.column_stack([rng.uniform(40, H - 40, 6), rng.uniform(40, W - 40, 6)])
+    for cy, cx in centres:
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 <= 10 ** 2] = 30
+    path = write_pyramid_tiff(tmp_path / "dots.tif", img, mpp=0.25, downsamples=(1, 4), tile=128)
     with OpenSlideReader(path) as reader:
-        got = predict_all(tiny_model, reader, **BLOCK)
-    c = synth.cell
-    truth = np.array([(y, x) for y, x, _ in synth._cell_nuclei(0, H0 // c + 1, 0, W0 // c + 1)
-                      if x < TISSUE_END - 16 and y < H0 and x < W0])
-    d = np.sqrt(((got.points[:, None, :] - truth[None]) ** 2).sum(-1)).min(axis=1)
-    assert np.mean(d < 4) > 0.7
-    assert got.mpp == pytest.approx(0.25)
+        plan = plan_prediction(tiny_model, reader, tissue_mask=False, **BLOCK)
+        assert plan.image.scale == pytest.approx(2.0) and plan.input_mpp == pytest.approx(0.25)
+        pix = np.asarray(plan.image)[..., 0].astype(np.float64)  # the network's input (normalised)
+    dark = pix.max() - pix
+    lab, n = ndimage.label(dark > 0.1 * dark.max())
+    assert n == len(centres)
+    found = np.array(ndimage.center_of_mass(dark, lab, range(1, n + 1))) * plan.image.scale + plan.image.offset
+    d = np.sqrt(((found[:, None] - centres[None]) ** 2).sum(-1)).min(axis=1)
+    assert d.max() < 0.6, d  # disc rasterisation: well under one level-0 pixel
 
 
 def test_nuclei_crossing_block_borders_appear_once(tiny_model):
+    """Nuclei cut by the border between two blocks are kept by exactly one block.
+
+    Compared with the same model on the whole image in one block: every nucleus of the
+    whole-image prediction that crosses a block border is matched by at most one nucleus
+    of the block-wise prediction (never two), and no two block-wise nuclei overlap.
+    """
+    from shapely.geometry import Polygon
+
     synth = SyntheticSlide((400, 400), seed=4, cell=24, radius=(4, 7))
     img = synth.region(0, 0, 400, 400)
     plan = plan_prediction(tiny_model, img, **BLOCK)
     assert len(plan.blocks) >= 9
     got = Nuclei.concatenate(_chunks(tiny_model, plan))
-    # no nucleus twice: star centres of distinct nuclei are far apart
-    d = np.sqrt(((got.points[:, None] - got.points[None]) ** 2).sum(-1)) + np.eye(len(got)) * 1e9
-    assert d.min() > 3
-    # the nuclei cut by a border between two blocks' write regions are found, once each
-    borders = sorted({b.slice_write("YX")[0].stop for b in plan.blocks} - {400})
-    truth = [(y, x, r) for y, x, r in synth._cell_nuclei(0, 400 // 24 + 1, 0, 400 // 24 + 1)
-             if y + r < 400 and x + r < 400]
-    crossing = [(y, x) for y, x, r in truth if any(abs(y - b) < r - 1 for b in borders)]
+    whole = predict_all(tiny_model, img, block_size=512, min_overlap=32, context=24)
+    assert len(got) >= 20 and len(whole) >= 20
+
+    def polys(n):
+        return [Polygon(np.asarray(c)[::-1].T).buffer(0) for c in n.coord]
+
+    pg, pw = polys(got), polys(whole)
+
+    def iou(a, b):
+        u = a.union(b).area
+        return a.intersection(b).area / u if u else 0.0
+
+    # no nucleus twice: block-wise nuclei never overlap much (a duplicate has IoU ~ 1)
+    for i in range(len(pg)):
+        for j in range(i + 1, len(pg)):
+            if pg[i].distance(pg[j]) == 0:
+                assert iou(pg[i], pg[j]) < 0.5, (i, j)
+    # nuclei crossing a border between blocks' write regions: found once, never twice
+    borders_y = sorted({b.slice_write("YX")[0].stop for b in plan.blocks} - {400})
+    borders_x = sorted({b.slice_write("YX")[1].stop for b in plan.blocks} - {400})
+    crossing = [k for k, c in enumerate(whole.coord)
+                if any(c[0].min() < b < c[0].max() for b in borders_y)
+                or any(c[1].min() < b < c[1].max() for b in borders_x)]
     assert len(crossing) >= 10
-    hits = [int(np.sum(np.hypot(*(got.points - np.array([y, x])).T) < 4)) for y, x in crossing]
-    assert max(hits) == 1 and np.mean(hits) > 0.7
+    matches = [sum(iou(pw[k], q) > 0.5 for q in pg) for k in crossing]
+    assert max(matches) == 1
+    assert np.mean(matches) >= 0.8, matches
 
 
 def test_image_plan_validation(tiny_model):
