@@ -175,11 +175,12 @@ def import_tensorflow():
     """
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
+    # TensorFlow's C++ code writes to file descriptor 2 itself (also in a Jupyter kernel,
+    # where sys.stderr is a Python stream with a copy of that descriptor, or none)
+    fd = 2
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, ValueError, io.UnsupportedOperation):
-        fd = None  # stderr is not a real file (captured): nothing C++ writes can be held back
-    if fd is None:
+        os.fstat(fd)
+    except OSError:
         import tensorflow
         return tensorflow
     sys.stderr.flush()
