@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 from .commands import COMMANDS
@@ -59,6 +60,7 @@ def main(argv=None) -> int:
         return 2
     _quiet_tensorflow()
     prog = f"stardist-hier {args.command}"
+    previous = _terminate_as_interrupt()
     try:
         return int(args._run(args) or 0)
     except UserError as e:
@@ -68,6 +70,24 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted; rerun to resume", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_as_interrupt():
+    """SIGTERM (``kill``, a batch system's time limit) ends a command like Ctrl-C: temporary
+    files are removed and locks released on the way out. Returns the previous handler, or
+    ``None`` outside the main thread (where handlers cannot be set)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":

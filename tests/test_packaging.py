@@ -130,13 +130,18 @@ def test_examples_are_listed_printed_and_valid(tmp_path):
     assert example_summary("two_datasets").startswith("Pre-train on a PanNuke-like")
     # the repository's examples/two_datasets.yaml is the same config
     assert yaml.safe_load(text) == yaml.safe_load((REPO / "examples" / "two_datasets.yaml").read_text())
+    from stardist_hier.training.experiment.study import load_study
+
     for name in names:
         path = tmp_path / f"{name}.yaml"
         path.write_text(example_text(name))
-        load_config(path)  # raises ConfigError naming the entry if an example went stale
+        if "rows" in yaml.safe_load(path.read_text()):  # a study (rows of experiments over seeds)
+            load_study(path)  # validates every row's experiment config
+        else:
+            load_config(path)  # raises ConfigError naming the entry if an example went stale
     with pytest.raises(InputError, match=r"unknown example 'two_dataset' \(did you mean 'two_datasets'\?\)"):
         example_text("two_dataset")
-    with pytest.raises(InputError, match="known examples: two_datasets"):
+    with pytest.raises(InputError, match="known examples: .*two_datasets"):
         example_text("nothing-like-it")
 
 

@@ -67,6 +67,9 @@ def run(args) -> int:
     import_tensorflow()  # TensorFlow's start-up notices held back (the config check imports it)
     from ..training.experiment import load_config, load_data
 
+    if _is_study(args.config):  # rows of experiments over seeds (e.g. --example ablation)
+        return _run_study(args, verbose)
+
     if args.out is not None and not args.check:
         from ..training.experiment.runfolder import probe_lock
 
@@ -84,4 +87,36 @@ def run(args) -> int:
         print(f"stopped after {res['epochs_done']} epochs; rerun the same command to continue ({res['out']})")
         return 0
     print(f"done after {res['epochs_done']} epochs; results in {res['out']}/results.md")
+    return 0
+
+
+def _is_study(path) -> bool:
+    """A study config (:mod:`stardist_hier.training.experiment.study`): top-level ``rows`` and ``base``."""
+    from pathlib import Path
+
+    from ..io import load_yaml
+
+    try:
+        raw = load_yaml(Path(path))
+    except Exception:  # noqa: BLE001 - load_config reports a bad file
+        return False
+    return isinstance(raw, dict) and "rows" in raw and "base" in raw
+
+
+def _run_study(args, verbose) -> int:
+    from ..console import quiet_stardist
+    from ..errors import InputError
+    from ..training.experiment.study import format_study, load_study, run_study
+
+    if args.restart or args.max_epochs is not None:
+        raise InputError("--restart and --max-epochs apply to one experiment, not to a study (rows x seeds); "
+                         "rerunning a study continues it")
+    study = load_study(args.config)
+    if args.check:
+        print(f"study OK: {len(study.rows)} rows x {len(study.seeds)} seeds, "
+              f"{len(study.comparisons)} declared comparisons")
+        return 0
+    with quiet_stardist(2 if args.verbose else 1):
+        res = run_study(study, args.out, verbose=verbose)
+    print(format_study(res))
     return 0

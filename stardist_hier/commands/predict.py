@@ -85,7 +85,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from ..console import import_tensorflow
     from ..predict import runner
+
+    import_tensorflow()  # TensorFlow's start-up notices held back
 
     if args.workers is not None or args.scheduler is not None:
         return _run_distributed(args)

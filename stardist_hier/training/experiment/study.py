@@ -29,6 +29,11 @@ p-values of all declared comparisons are Holm-corrected together. Thresholds are
 the base's ``evaluation`` says; ``tune_thresholds`` may only name training datasets'
 validation splits (:func:`.config.load_config` refuses the rest).
 
+Run one with ``stardist-hier experiment STUDY.yaml --out OUT`` (a config with ``rows`` and
+``base`` is a study), ``stardist-hier benchmark --table 2|4|ablation`` (the shipped ones),
+or ``python -m stardist_hier.training.experiment.study STUDY.yaml --out OUT [--rows ...]
+[--seeds ...]`` (a subset, e.g. to time one row).
+
 Outputs in ``OUT``: ``ROW/seedS/`` (each experiment's run folder), ``study.json`` (every
 value), ``study.md`` (rows as mean ± std and the comparisons table). Rerunning continues:
 finished experiments are read back, not rerun.
