@@ -130,7 +130,7 @@ def evaluate(model, samples, taxonomy):
         probs.append(np.asarray(res["class_prob"]))
     report = evaluate_cut([s.labels for s in samples], preds, [dict(s.classes) for s in samples], probs,
                           label_set=ls, convention="conic")
-    return report, preds
+    return report, preds, probs
 
 
 def run_rows(rows, settings: Settings = Settings(), *, out=None, log=print, verbose: int = 1):
@@ -198,15 +198,15 @@ def run_rows(rows, settings: Settings = Settings(), *, out=None, log=print, verb
                                       save_to_json=basedir is not None)
         bar.update()
         bar.set_postfix_str(f"row {i + 1}/{len(rows)}: test {row.test}", refresh=False)
-        report, preds = evaluate(model, test["test"], taxonomy)
+        report, preds, probs = evaluate(model, test["test"], taxonomy)
         bar.update()
         results.append(dict(row=row, pq=report.pq, mpq=report.mpq,
                             per_class={k: v.pq for k, v in report.per_class.items()}, history=history))
         log(f"[{row.label}] PQ {report.pq:.3f}, mPQ+ {report.mpq:.3f}")
         if out is not None:
             Path(out).mkdir(parents=True, exist_ok=True)
-            _overlay(test["test"][0], preds[0], Path(out) / f"overlay_row{i}_seed{settings.seed}.png",
-                     title=row.label)
+            _overlay(test["test"][0], preds[0], probs[0], taxonomy[test["test"][0].label_set],
+                     Path(out) / f"overlay_row{i}_seed{settings.seed}.png", title=row.label)
     bar.close()
     if out is not None:
         _loss_curves(results, Path(out) / f"loss_curves_seed{settings.seed}.png")
@@ -291,13 +291,18 @@ def _loss_curves(results, path: Path):
     save_figure(loss_curves_figure(runs, titles=[r["row"].label for r in results]), path, dpi=100)
 
 
-def _overlay(sample, pred, path: Path, *, title=""):
-    """Ground truth and prediction outlines side by side (:func:`stardist_hier.plotting.overlay_figure`)."""
-    from .plotting import Panel, overlay_figure, save_figure
+def _overlay(sample, pred, probs, label_set, path: Path, *, title=""):
+    """Ground truth and prediction side by side, coloured by label of the test set's label set,
+    with a legend (:func:`stardist_hier.plotting.overlay_figure`)."""
+    from .plotting import Panel, label_colors, overlay_figure, save_figure
 
-    panels = [Panel(sample.image, labels=sample.labels, title="ground truth"),
-              Panel(sample.image, labels=pred, title="prediction")]
-    fig = overlay_figure(panels, default_label="nucleus", title=title or None)
+    gt_cls = {int(k): v for k, v in dict(sample.classes).items() if v in label_set.labels}
+    lp = label_set.label_probabilities(np.asarray(probs)) if len(probs) else np.zeros((0, 1))
+    pred_cls = {i + 1: label_set.labels[int(np.argmax(p[1:]))] for i, p in enumerate(lp)}
+    panels = [Panel(sample.image, labels=np.clip(sample.labels, 0, None), classes=gt_cls,
+                    title=f"ground truth ({label_set.name})"),
+              Panel(sample.image, labels=pred, classes=pred_cls, title=f"prediction ({label_set.name})")]
+    fig = overlay_figure(panels, colors=label_colors(label_set), default_label="no label", title=title or None)
     save_figure(fig, path, dpi=100)
 
 
