@@ -152,6 +152,8 @@ def run_rows(rows, settings: Settings = Settings(), *, out=None, log=print, verb
     if log is print:
         log = console.write  # keeps the progress bar whole
     quiet = console.quiet_stardist
+    from csbdeep.utils.tf import keras_import
+
     taxonomy = default_taxonomy()
     names = sorted({d for r in rows for d, _ in r.episodes} | {r.test for r in rows})
     t0 = time.time()
@@ -166,6 +168,8 @@ def run_rows(rows, settings: Settings = Settings(), *, out=None, log=print, verb
         basedir = None if out is None else str(Path(out) / "models")
         name = f"row{i}_seed{settings.seed}"
         config = Config2DHier(tree=taxonomy.tree, n_channel_in=3, **settings.model)
+        # weight initialisation from the seed: every row of a seed starts from the same weights
+        keras_import("utils", "set_random_seed")(settings.seed)
         with quiet(verbose):
             model = StarDist2DHier(config, name=name if basedir else None, basedir=basedir)
         history = []
