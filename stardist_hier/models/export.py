@@ -281,18 +281,11 @@ def from_stardist(folder, *, tree=None, name=None, basedir=None, **config) -> St
     """
     from stardist.models import StarDist2D
 
+    from .model2d import read_config_json
+
     folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelFolderError(f"StarDist model folder {folder} does not exist or is not a folder")
+    src_conf = read_config_json(folder, what="StarDist model folder")
     config_file = folder / "config.json"
-    if not config_file.is_file():
-        raise ModelFolderError(f"StarDist model folder {folder} has no config.json")
-    try:
-        src_conf = json.loads(config_file.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ModelFolderError(f"{config_file} is truncated or not valid JSON ({e})") from None
-    if not isinstance(src_conf, dict):
-        raise ModelFolderError(f"{config_file} must hold a JSON object")
     if not any(p.suffix in (".h5", ".hdf5") for p in folder.iterdir()):
         raise ModelFolderError(f"StarDist model folder {folder} has no weights file (*.h5)")
     import io

@@ -169,19 +169,27 @@ def _leaves_fingerprint(leaves) -> str:
     return hashlib.sha256(json.dumps(list(leaves)).encode("utf-8")).hexdigest()
 
 
-def _check_model_folder(folder: Path, config_class):
-    """Raise :class:`ModelFolderError` naming the folder or file when a model folder cannot load."""
+def read_config_json(folder: Path, *, what: str = "model folder") -> dict:
+    """The ``config.json`` of a model folder as a dict; :class:`ModelFolderError` naming the folder or file."""
+    folder = Path(folder)
     if not folder.is_dir():
-        raise ModelFolderError(f"model folder {folder} does not exist or is not a folder")
+        raise ModelFolderError(f"{what} {folder} does not exist or is not a folder")
     config = folder / "config.json"
     if not config.is_file():
-        raise ModelFolderError(f"model folder {folder} has no config.json")
+        raise ModelFolderError(f"{what} {folder} has no config.json")
     try:
         d = json.loads(config.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise ModelFolderError(f"{config} is truncated or not valid JSON ({e})") from None
     if not isinstance(d, dict):
         raise ModelFolderError(f"{config} must hold a JSON object, got {type(d).__name__}")
+    return d
+
+
+def _check_model_folder(folder: Path, config_class):
+    """Raise :class:`ModelFolderError` naming the folder or file when a model folder cannot load."""
+    d = read_config_json(folder)
+    config = folder / "config.json"
     try:
         conf = config_class(**config_class.update_loaded_config(d))
     except (ValueError, TypeError, KeyError) as e:

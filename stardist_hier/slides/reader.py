@@ -114,6 +114,18 @@ class SlideReader:
     def _read(self, level, top, left, height, width):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _describe(self, slide, mpp):
+        """Level shapes, downsamples and pixel size from an OpenSlide-like object (OpenSlide, tiffslide)."""
+        self.level_shapes = tuple((int(h), int(w)) for w, h in slide.level_dimensions)
+        self.level_downsamples = tuple(float(d) for d in slide.level_downsamples)
+        self.mpp = float(mpp) if mpp is not None else _mpp_from_properties(slide.properties)
+        self.channels = 3
+
+    def _location(self, level, top, left) -> tuple:
+        """Level-0 ``(x, y)`` of a region's top-left corner given at ``level`` (OpenSlide's convention)."""
+        d = self.level_downsamples[level]
+        return int(round(left * d)), int(round(top * d))
+
     def close(self) -> None:
         """Release the file."""
 
@@ -177,15 +189,10 @@ class OpenSlideReader(SlideReader):
             self._slide = openslide.OpenSlide(str(self.path))
         except Exception as e:  # noqa: BLE001
             raise InputError(f"{self.path}: not a readable slide ({type(e).__name__}: {e})") from None
-        s = self._slide
-        self.level_shapes = tuple((int(h), int(w)) for w, h in s.level_dimensions)
-        self.level_downsamples = tuple(float(d) for d in s.level_downsamples)
-        self.mpp = float(mpp) if mpp is not None else _mpp_from_properties(s.properties)
-        self.channels = 3
+        self._describe(self._slide, mpp)
 
     def _read(self, level, top, left, height, width):
-        d = self.level_downsamples[level]
-        loc = (int(round(left * d)), int(round(top * d)))
+        loc = self._location(level, top, left)
         return _rgba_to_rgb(np.asarray(self._slide.read_region(loc, level, (width, height))))
 
     def close(self):
@@ -210,15 +217,10 @@ class TiffSlideReader(SlideReader):
                 self.level_shapes = tuple((int(h), int(w)) for w, h in self._slide.level_dimensions)
         except Exception as e:  # noqa: BLE001
             raise InputError(f"{self.path}: not a readable slide ({type(e).__name__}: {e})") from None
-        s = self._slide
-        self.level_shapes = tuple((int(h), int(w)) for w, h in s.level_dimensions)
-        self.level_downsamples = tuple(float(d) for d in s.level_downsamples)
-        self.mpp = float(mpp) if mpp is not None else _mpp_from_properties(s.properties)
-        self.channels = 3
+        self._describe(self._slide, mpp)
 
     def _read(self, level, top, left, height, width):
-        d = self.level_downsamples[level]
-        loc = (int(round(left * d)), int(round(top * d)))
+        loc = self._location(level, top, left)
         a = np.asarray(self._slide.read_region(loc, level, (width, height), as_array=True))
         if a.ndim == 2:
             a = np.repeat(a[..., None], 3, axis=-1)
