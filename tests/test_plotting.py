@@ -227,6 +227,17 @@ def test_benchmark_plots_use_plotting(tmp_path, rng):
     benchmark._loss_curves(results, tmp_path / "loss.png")
     lab = np.zeros((48, 48), np.int32)
     lab[5:20, 5:20] = 1
-    sample = SimpleNamespace(image=(rng.uniform(0, 1, (48, 48, 3)) * 255).astype(np.uint8), labels=lab)
-    benchmark._overlay(sample, lab, tmp_path / "ov.png", title="row")
+    lab[25:40, 25:40] = 2
+    from stardist_hier import default_taxonomy
+
+    tax = default_taxonomy()
+    consep = tax["consep"]
+    sample = SimpleNamespace(image=(rng.uniform(0, 1, (48, 48, 3)) * 255).astype(np.uint8), labels=lab,
+                             classes={1: "inflammatory", 2: None})
+    # predicted leaf probabilities (background + leaves): nucleus 1 a lymphocyte, nucleus 2 a fibroblast
+    probs = np.zeros((2, tax.tree.n_classes + 1), np.float32)
+    probs[0, 1 + tax.tree.leaves.index("lymphocyte")] = 1
+    probs[1, 1 + tax.tree.leaves.index("fibroblast")] = 1
+    benchmark._overlay(sample, lab, probs, consep, tmp_path / "ov.png", title="row")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["loss.png", "ov.png"]
+    assert (tmp_path / "ov.png").stat().st_size > 1000
