@@ -28,8 +28,8 @@ belong to the label set), else the defaults above.
 
 Label files are read without running code from them
     NuCLS's label ``.npy`` files are pickles (a 0-d object array holding a dict).
-    ``np.load(..., allow_pickle=True)`` would run whatever code a crafted file names, so
-    they are **never** unpickled that way: :func:`read_nucls_labels` reads the pickle
+    Unpickling them with NumPy's pickle support would run whatever code a crafted file
+    names, so they are **never** unpickled that way: :func:`read_nucls_labels` reads the pickle
     stream with an unpickler that builds only NumPy arrays and dtypes (plus plain dicts,
     lists, strings and numbers) and refuses any other global (a function, a class)
     before calling it, raising :class:`DatasetError` naming the file. A plain (not
