@@ -129,7 +129,7 @@ def _run_locked(cfg, out, lock, *, restart, max_epochs, verbose) -> dict:
                         augmenter=augmenter, image_weights=image_weights, history_path=out / "history.json",
                         checkpoint_dir=ck, resume=not restart, fingerprint=cfg.fingerprint, callbacks=extra,
                         verbose=verbose,
-                        on_episode_end=_episode_scorer(model, cfg, data.val, out, tensorboard=training["tensorboard"]))
+                        on_episode_end=_episode_scorer(model, cfg, data.val, out) if training["tensorboard"] else None)
     history = cb.history
     result = {"finished": bool(history["finished"]), "epochs_done": int(history["epochs_done"]),
               "history": history, "results": [], "out": str(out)}
@@ -156,17 +156,18 @@ def _epoch_limit(n):
     return EpochLimit()
 
 
-def _episode_scorer(model, cfg, val_parts, out, *, tensorboard: bool):
+def _episode_scorer(model, cfg, val_parts, out):
     """At each episode's end: PQ and mPQ+ on its datasets' validation images, logged to TensorBoard
-    (``OUT/model/logs/episodes``, tags ``episodes/<dataset>/PQ``) and kept in ``history.json``."""
+    (``OUT/model/logs/episodes``, tags ``episodes/<dataset>/PQ``) and kept in ``history.json``.
+    Only with ``training: {tensorboard: true}`` (the default): studies that switch it off skip
+    these extra predictions."""
     from .evaluate import episode_scores, tensorboard_episode_logger
 
-    log = tensorboard_episode_logger(out / "model" / "logs" / "episodes") if tensorboard else None
+    log = tensorboard_episode_logger(out / "model" / "logs" / "episodes")
 
     def on_episode_end(k, episode, episode_history):
         scores = episode_scores(model, cfg, val_parts, list(episode.mixture))
-        if log is not None:
-            log(int(episode_history["first_epoch"] or 0) + int(episode_history["epochs_run"]), scores)
+        log(int(episode_history["first_epoch"] or 0) + int(episode_history["epochs_run"]), scores)
         return scores
 
     return on_episode_end
