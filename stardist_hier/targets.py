@@ -15,6 +15,9 @@ training target, ``y_true`` of the ``prob_class`` output, carries ``3 * C`` chan
 ``[2C, 3C)``
     The loss weight of the label covering every channel (0 where uncovered).
     Constant over pixels.
+``[3C, 3C + K)`` (only for a model with ``K > 1`` class heads)
+    One-hot index of the class head that scores the sample (one head per dataset
+    label set, ``Config2DHier.hier_class_heads``). Constant over pixels.
 
 Because the cut travels with every sample, one batch may mix samples of different
 datasets, and the losses (:mod:`stardist_hier.losses`) need only ``(y_true, y_pred)``.
@@ -55,15 +58,16 @@ class ImageCut:
     channel_weights: np.ndarray
     rows: np.ndarray
     label_set: LabelSet
+    head: np.ndarray | None = None
 
 
-def target_channels(n_classes: int) -> int:
-    """Number of channels of the class target for ``n_classes`` leaves."""
-    return 3 * (int(n_classes) + 1)
+def target_channels(n_classes: int, n_heads: int = 1) -> int:
+    """Number of channels of the class target for ``n_classes`` leaves and ``n_heads`` class heads."""
+    return 3 * (int(n_classes) + 1) + (int(n_heads) if int(n_heads) > 1 else 0)
 
 
 def encode_image(labels: np.ndarray, classes, label_set: LabelSet, *, leaf_weights=None,
-                 where: str = "image") -> ImageCut:
+                 where: str = "image", heads=None) -> ImageCut:
     """Validate one image's instance classes and encode them for training.
 
     Parameters
@@ -79,6 +83,9 @@ def encode_image(labels: np.ndarray, classes, label_set: LabelSet, *, leaf_weigh
         Per-channel class weights (``n_classes + 1``), see :meth:`LabelSet.label_weights`.
     where : str
         Name of the image used in error messages (e.g. ``"image 3"``).
+    heads : sequence of str, optional
+        The model's class heads (label-set names, ``Config2DHier.hier_class_heads``);
+        the image is scored by the head named like its label set. ``None``: one shared head.
 
     Raises
     ------
@@ -89,6 +96,14 @@ def encode_image(labels: np.ndarray, classes, label_set: LabelSet, *, leaf_weigh
     """
     if not isinstance(label_set, LabelSet):
         raise TypeError(f"{where}: label_set must be a LabelSet, got {type(label_set).__name__}")
+    head = None
+    if heads is not None and len(heads) > 1:
+        heads = list(heads)
+        if label_set.name not in heads:
+            raise LabelSetError(f"{where}: label set {label_set.name!r} has no class head; the model's heads "
+                                f"(hier_class_heads) are {heads}")
+        head = np.zeros(len(heads), np.float32)
+        head[heads.index(label_set.name)] = 1
     labels = np.asarray(labels)
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{where}: label image must have an integer dtype, got {labels.dtype}")
@@ -121,7 +136,7 @@ def encode_image(labels: np.ndarray, classes, label_set: LabelSet, *, leaf_weigh
     m = label_set.membership_matrix()
     rows = np.concatenate([m, -np.ones((1, m.shape[1]), np.float32)], axis=0)
     return ImageCut(label_of_id=label_of_id, assignment=a, channel_weights=cw, rows=rows,
-                    label_set=label_set)
+                    label_set=label_set, head=head)
 
 
 def _int_keys(classes: dict, where: str) -> dict:
@@ -146,7 +161,7 @@ def _int_keys(classes: dict, where: str) -> dict:
 
 
 def class_target(labels: np.ndarray, cut: ImageCut, *, out: np.ndarray | None = None) -> np.ndarray:
-    """Class-head target ``(..., 3 * C)`` of a (patch of a) label image.
+    """Class-head target ``(..., 3 * C [+ K])`` of a (patch of a) label image.
 
     Parameters
     ----------
@@ -158,20 +173,25 @@ def class_target(labels: np.ndarray, cut: ImageCut, *, out: np.ndarray | None = 
         Pre-allocated float32 output of the right shape.
     """
     C = cut.assignment.shape[0]
+    K = 0 if cut.head is None else len(cut.head)
     labels = np.asarray(labels)
     if out is None:
-        out = np.empty(labels.shape + (3 * C,), np.float32)
+        out = np.empty(labels.shape + (3 * C + K,), np.float32)
     ids = np.clip(labels, 0, len(cut.label_of_id) - 1)
     k = cut.label_of_id[ids]
     k[labels < 0] = -1
     # label index -1 selects the last row (all -1) of cut.rows
     out[..., :C] = cut.rows[k]
     out[..., C:2 * C] = cut.assignment
-    out[..., 2 * C:] = cut.channel_weights
+    out[..., 2 * C:3 * C] = cut.channel_weights
+    if K:
+        out[..., 3 * C:] = cut.head
     return out
 
 
-def split_target(y_true: np.ndarray):
-    """NumPy helper: ``(membership, assignment, channel_weights)`` of a target array."""
-    C = y_true.shape[-1] // 3
-    return y_true[..., :C], y_true[..., C:2 * C], y_true[..., 2 * C:]
+def split_target(y_true: np.ndarray, n_channels: int | None = None):
+    """NumPy helper: ``(membership, assignment, channel_weights)`` of a target array.
+
+    ``n_channels`` (``C``): needed when the target carries a head block (``K > 1`` heads)."""
+    C = y_true.shape[-1] // 3 if n_channels is None else int(n_channels)
+    return y_true[..., :C], y_true[..., C:2 * C], y_true[..., 2 * C:3 * C]

@@ -11,6 +11,8 @@ stardist-hier needs, each tested in ``tests/models/test_stardist_seams.py``:
    class head's) replaced, by intercepting the one ``compile`` call it makes.
 3. :func:`fit`: the body of ``StarDist2D.train`` after data preparation, using our
    generator.
+4. :func:`with_class_heads`: StarDist's network with its ``prob_class`` layer replaced
+   by one softmax head per dataset label set.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ from stardist.models.model2d import StarDistData2D
 
 from ..targets import class_target
 
-__all__ = ["SUPPORTED_STARDIST", "StarDistData2DHier", "compile_with_class_loss", "fit", "seeded_global_numpy"]
+__all__ = ["SUPPORTED_STARDIST", "StarDistData2DHier", "compile_with_class_loss", "fit", "seeded_global_numpy",
+           "with_class_heads", "class_head_layers", "CLASS_LAYER"]
+
+#: Name of StarDist's class-head layer (a 1x1 convolution with a softmax).
+CLASS_LAYER = "prob_class"
 
 #: Held while NumPy's global generator is temporarily re-seeded (:func:`seeded_global_numpy`).
 NUMPY_GLOBAL_LOCK = threading.RLock()
@@ -239,3 +245,35 @@ def data_kwargs(config, workers=1):
     if IS_KERAS_3_PLUS:
         kw["keras_kwargs"] = dict(workers=workers, use_multiprocessing=workers > 1)
     return kw
+
+
+def with_class_heads(keras_model, n_heads: int):
+    """StarDist's network with ``n_heads`` class heads side by side in its ``prob_class`` output.
+
+    StarDist's last class layer (1x1 convolution + softmax over ``C`` channels, named
+    ``prob_class``) is replaced by ``n_heads`` such layers (``prob_class_0``, ...) on the
+    same features, concatenated into an output of ``n_heads * C`` channels named
+    ``prob_class``. Everything else (trunk, ``prob`` and ``dist`` heads) is unchanged.
+    """
+    if n_heads <= 1:
+        return keras_model
+    from csbdeep.utils.tf import keras_import
+
+    Conv2D, Concatenate = keras_import("layers", "Conv2D", "Concatenate")
+    Model = keras_import("models", "Model")
+    layer = keras_model.get_layer(CLASS_LAYER)
+    features = layer.input
+    C = int(layer.filters)
+    heads = [Conv2D(C, (1, 1), name=f"{CLASS_LAYER}_{k}", padding="same", activation="softmax")(features)
+             for k in range(int(n_heads))]
+    out = Concatenate(axis=-1, name=CLASS_LAYER)(heads)
+    prob, dist = keras_model.outputs[:2]
+    return Model(keras_model.inputs, [prob, dist, out])
+
+
+def class_head_layers(keras_model) -> list:
+    """The last class layer(s): ``prob_class``, or ``prob_class_0 .. prob_class_{K-1}``."""
+    layers = [l for l in keras_model.layers if l.name.startswith(CLASS_LAYER + "_") and l.name[len(CLASS_LAYER) + 1:].isdigit()]
+    if layers:
+        return sorted(layers, key=lambda l: int(l.name[len(CLASS_LAYER) + 1:]))
+    return [keras_model.get_layer(CLASS_LAYER)]

@@ -71,6 +71,15 @@ def _model(model) -> StarDist2DHier:
     raise TypeError(f"model must be a StarDist2DHier or a model folder, got {type(model).__name__}")
 
 
+def _exportable(model) -> StarDist2DHier:
+    """The model, refused when it has one class head per dataset (StarDist's tools expect one)."""
+    model = _model(model)
+    if len(model.class_heads) > 1:
+        raise InputError(f"the model has {len(model.class_heads)} class heads ({', '.join(model.class_heads)}); "
+                         "StarDist's tools and QuPath read one: export is only supported for a shared class head")
+    return model
+
+
 def class_names(tree) -> dict:
     """``classes.json`` content of a tree (see the module docstring); ``{}`` for ``None``."""
     if tree is None:
@@ -127,7 +136,7 @@ def export_stardist(model, out, *, force: bool = False) -> Path:
         predicts the same instances (with centre-pixel class probabilities, StarDist's
         rule; see ``predict_class_aggregate``).
     """
-    model = _model(model)
+    model = _exportable(model)
     out = _target(out, force)
     with atomic_dir(out, replace=force) as tmp:
         tmp = Path(tmp)
@@ -164,7 +173,7 @@ def export_savedmodel(model, out, *, force: bool = False) -> Path:
     (class probabilities), each at ``1 / grid`` of the input size, equal to
     ``keras_model.predict(x)``.
     """
-    model = _model(model)
+    model = _exportable(model)
     out = _target(out, force)
     _require_tf_export(model.keras_model)
     with atomic_dir(out, replace=force) as tmp:
@@ -214,7 +223,7 @@ def export_qupath_zip(model, out, *, force: bool = False) -> Path:
     import tempfile
     import zipfile
 
-    model = _model(model)
+    model = _exportable(model)
     out = Path(out)
     if out.suffix != ".zip":
         raise InputError(f"--out {out}: the QuPath export is a .zip file")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import numbers
 from pathlib import Path
@@ -26,6 +27,7 @@ _HIER_DEFAULTS = dict(
     predict_class_aggregate="mean",
     hier_mpp=None,
     hier_distribute=None,
+    hier_class_heads=None,
 )
 
 
@@ -143,6 +145,13 @@ class Config2DHier(Config2D):
             reasons["predict_class_aggregate"] = f"must be 'mean' or 'center', got {self.predict_class_aggregate!r}"
         if self.hier_mpp is not None and not (isinstance(self.hier_mpp, numbers.Real) and 0 < self.hier_mpp < 100):
             reasons["hier_mpp"] = f"must be a pixel size in microns in (0, 100), got {self.hier_mpp!r}"
+        heads = getattr(self, "hier_class_heads", None)
+        if heads is not None and not (isinstance(heads, (list, tuple)) and heads
+                                      and all(isinstance(h, str) and h for h in heads)
+                                      and len(set(heads)) == len(heads)):
+            reasons["hier_class_heads"] = f"must be null or a list of distinct label-set names, got {heads!r}"
+        elif heads is not None and self.n_classes is None:
+            reasons["hier_class_heads"] = "needs a class tree (a segmentation-only model has no class head)"
         if not distribute.is_valid_name(getattr(self, "hier_distribute", None)):
             reasons["hier_distribute"] = (f"must be one of {', '.join(distribute.STRATEGIES)} or null, "
                                           f"got {self.hier_distribute!r}")
@@ -151,6 +160,10 @@ class Config2DHier(Config2D):
     def describe_invalid(self) -> str:
         """One line naming every invalid attribute and why (``""`` when valid)."""
         return "; ".join(f"{k}: {why}" for k, why in self.invalid_reasons().items())
+
+
+def _name(head) -> str:
+    return head.name if isinstance(head, LabelSet) else str(head)
 
 
 def _copy(v):
@@ -339,7 +352,30 @@ class StarDist2DHier(StarDist2D):
     def _predict_setup(self, img, axes, *args, **kwargs):
         if img is not getattr(self, "_checked_image", None):
             self.check_image(img, axes=axes)
-        return super()._predict_setup(img, axes, *args, **kwargs)
+        setup = super()._predict_setup(img, axes, *args, **kwargs)
+        if len(self.class_heads) <= 1:
+            return setup
+        # K class heads side by side: StarDist sees the chosen head's C channels only
+        k = getattr(self, "_predict_head", None)
+        k = len(self.class_heads) - 1 if k is None else k
+        C = self.config.n_classes + 1
+        predict_direct = setup[10]
+
+        def predict_one_head(x):
+            ys = predict_direct(x)
+            return tuple(ys[:2]) + (ys[2][..., k * C:(k + 1) * C],) + tuple(ys[3:])
+
+        return tuple(setup[:10]) + (predict_one_head,) + tuple(setup[11:])
+
+    @contextlib.contextmanager
+    def _using_head(self, head, label_sets):
+        saved = getattr(self, "_predict_head", None)
+        nested = head is None and label_sets is None and saved is not None  # blocks of predict_instances_big
+        self._predict_head = saved if nested else self.head_index(head, label_sets=label_sets)
+        try:
+            yield self._predict_head
+        finally:
+            self._predict_head = saved
 
     def check_image(self, img, *, axes=None):
         """Raise :class:`~stardist_hier.errors.InputError` for an image the model cannot predict on.
@@ -392,6 +428,54 @@ class StarDist2DHier(StarDist2D):
             self._tree_cache = cached
         return cached[1]
 
+    @property
+    def class_heads(self) -> tuple:
+        """Names of the class heads (label sets); ``()`` for one shared head."""
+        heads = getattr(self.config, "hier_class_heads", None)
+        return tuple(heads) if heads else ()
+
+    def head_index(self, head=None, *, label_sets=None) -> int | None:
+        """Index of the class head to predict with (``None``: the model has one shared head).
+
+        ``head``: a head name (label-set name) or a :class:`LabelSet`. Default: the head
+        named like ``label_sets`` when that is one label set (or a list whose label sets
+        name exactly one head), else the last head.
+        """
+        heads = self.class_heads
+        if len(heads) <= 1:
+            if head is not None and heads and _name(head) != heads[0]:
+                raise InputError(f"head={_name(head)!r}: the model's only class head is {heads[0]!r}")
+            return None
+        if head is None and label_sets is not None:
+            sets = [label_sets] if isinstance(label_sets, LabelSet) else list(label_sets)
+            named = [ls.name for ls in sets if isinstance(ls, LabelSet) and ls.name in heads]
+            if len(set(named)) == 1:
+                head = named[0]
+        if head is None:
+            return len(heads) - 1
+        if _name(head) not in heads:
+            raise InputError(f"head={_name(head)!r}: not a class head of this model; heads (hier_class_heads): "
+                             f"{list(heads)}{did_you_mean(_name(head), heads)}")
+        return heads.index(_name(head))
+
+    def reset_class_head(self, seed=None):
+        """Re-initialise the last class layer(s) (kernel and bias) with their initialisers.
+
+        ``seed``: an integer (or sequence of integers) for the new weights; ``None``: unseeded.
+        """
+        from csbdeep.utils.tf import keras_import
+
+        initializers = keras_import("initializers")
+        key = None if seed is None else np.random.SeedSequence(seed).generate_state(1)[0]
+        for i, layer in enumerate(compat.class_head_layers(self.keras_model)):
+            for var, init in ((layer.kernel, layer.kernel_initializer), (layer.bias, layer.bias_initializer)):
+                init = initializers.get(init)
+                cfg = init.get_config()
+                if "seed" in cfg:
+                    cfg["seed"] = None if key is None else int((int(key) + 7919 * i + (var is layer.bias)) % 2**31)
+                    init = type(init).from_config(cfg)
+                var.assign(np.asarray(init(tuple(var.shape), dtype=var.dtype)))
+
     # ------------------------------------------------------------------ training
     def _build(self):
         # the Keras model is built inside the tf.distribute strategy's scope (if any);
@@ -400,6 +484,8 @@ class StarDist2DHier(StarDist2D):
         self.strategy = distribute.resolve(spec)
         with distribute.strategy_scope(self.strategy):
             keras_model = super()._build()
+            if len(self.class_heads) > 1:
+                keras_model = compat.with_class_heads(keras_model, len(self.class_heads))
         # StarDist predicts batches of one image: on one device (training stays distributed)
         return distribute.predict_on_one_device(keras_model)
 
@@ -425,6 +511,10 @@ class StarDist2DHier(StarDist2D):
                 self._model_prepared = True
                 return
             loss = build_class_loss(self.config.train_class_loss, self.config.train_class_loss_options)
+            if len(self.class_heads) > 1:
+                from ..losses.heads import per_head
+
+                loss = per_head(loss, self.config.n_classes + 1, len(self.class_heads))
             compat.compile_with_class_loss(self, loss, optimizer, wrap_losses=wrap)
             if strategy is not None:
                 # build the optimizer's (mirrored) variables here, in the scope: code that
@@ -497,10 +587,12 @@ class StarDist2DHier(StarDist2D):
         return compat.fit(self, self.data_train, data_val, epochs=epochs, steps_per_epoch=steps_per_epoch,
                           callbacks=callbacks, verbose=verbose)
 
-    def encode(self, X, Y, classes, label_sets, *, what="training"):
+    def encode(self, X, Y, classes, label_sets, *, what="training", heads=True):
         """Validate images, label images and classes; return one cut per image.
 
         See :meth:`train` for the arguments. Raises before any training starts.
+        ``heads=False``: do not route images to class heads (for data that is only
+        scored, e.g. test splits at a label set no head has).
         """
         tree = self.tree
         n = len(X)
@@ -524,6 +616,7 @@ class StarDist2DHier(StarDist2D):
         root = LabelSet.root(tree)
         cin = self.config.n_channel_in
         leaf_w = np.asarray(self.config.train_class_weights, np.float32)
+        heads = self.class_heads if heads and len(self.class_heads) > 1 else None
         cuts = []
         for i in range(n):
             where = f"{what} image {i}"
@@ -548,7 +641,7 @@ class StarDist2DHier(StarDist2D):
                 raise TypeError(f"{where}: label set must be a LabelSet, got {type(ls).__name__}")
             if ls.tree != tree:
                 raise LabelSetError(f"{where}: label set {ls.name!r} is defined on another class tree")
-            cuts.append(encode_image(y, cls, ls, leaf_weights=leaf_w, where=where))
+            cuts.append(encode_image(y, cls, ls, leaf_weights=leaf_w, where=where, heads=heads))
         return cuts
 
     def _check_patch_size(self):
@@ -592,7 +685,7 @@ class StarDist2DHier(StarDist2D):
         res["node_prob"] = tree.node_probabilities(p) if len(p) else np.zeros((0, len(tree.nodes) + 1), np.float32)
         res["node_names"] = tree.node_names()
 
-    def predict_instances(self, img, *args, label_sets=None, abstain=None, **kwargs):
+    def predict_instances(self, img, *args, label_sets=None, abstain=None, head=None, **kwargs):
         """StarDist's ``predict_instances``, plus class decisions on the tree.
 
         Parameters
@@ -606,6 +699,11 @@ class StarDist2DHier(StarDist2D):
         abstain : float, optional
             Threshold in (0, 1]: ``res["class_node"]`` holds the deepest node on the
             most probable leaf's path whose probability (given a nucleus) reaches it.
+        head : str or LabelSet, optional
+            For a model with one class head per dataset (``hier_class_heads``): the head
+            to predict with. Default: the head of the label set in ``label_sets`` (when
+            exactly one head is named there), else the last head. ``res["class_head"]``
+            names it.
 
         Returns
         -------
@@ -617,12 +715,15 @@ class StarDist2DHier(StarDist2D):
         self.check_image(img, axes=args[0] if args else kwargs.get("axes"))
         self._checked_image = img  # _predict_setup need not scan it again
         try:
-            out = super().predict_instances(img, *args, **kwargs)
+            with self._using_head(head, label_sets) as k:
+                out = super().predict_instances(img, *args, **kwargs)
         finally:
             self._checked_image = None
         if not self._is_multiclass():
             return out
         labels, res = out[0] if kwargs.get("return_predict") else out
+        if k is not None:
+            res["class_head"] = self.class_heads[k]
         self.decide(res, label_sets=label_sets, abstain=abstain)
         return out
 
@@ -630,7 +731,10 @@ class StarDist2DHier(StarDist2D):
                               **kwargs):
         """StarDist's block-wise prediction for large images, with the tree outputs of
         :meth:`predict_instances` recomputed over the merged instances."""
-        labels, res = super().predict_instances_big(img, axes, block_size, min_overlap, *args, **kwargs)
+        with self._using_head(kwargs.pop("head", None), label_sets) as k:
+            labels, res = super().predict_instances_big(img, axes, block_size, min_overlap, *args, **kwargs)
+        if k is not None:
+            res["class_head"] = self.class_heads[k]
         if self._is_multiclass():
             self._add_tree_outputs(res)
             self.decide(res, label_sets=label_sets, abstain=abstain)

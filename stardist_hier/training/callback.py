@@ -421,9 +421,13 @@ class EpisodeCallback(Callback):
                     data_train.cuts[i] = c
         if not ep.keep_optimizer_state:
             reset_optimizer(self.model.optimizer, self.sd_model.config.train_learning_rate)
+        if ep.reset_class_head:
+            # seeded by (run seed, episode): a resumed run restores the weights from its checkpoint
+            self.sd_model.reset_class_head(seed=[self.seed, int(k)])
         if self.verbose:
             print(f"[episode {ep.name}] starts: datasets {ep.mixture}, up to {ep.max_epochs} epochs"
-                  + ("" if ep.keep_optimizer_state else ", fresh optimizer state"), file=sys.stderr)
+                  + ("" if ep.keep_optimizer_state else ", fresh optimizer state")
+                  + (", class head re-initialised" if ep.reset_class_head else ""), file=sys.stderr)
 
     # ------------------------------------------------------------ persistence
     def _write_history(self):

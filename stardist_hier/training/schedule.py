@@ -47,6 +47,11 @@ class Episode:
     restore_best : bool
         Restore the weights of the episode's best epoch at its end even if it was not
         stopped early (they are always restored after an early stop).
+    reset_class_head : bool
+        Re-initialise the last class layer(s) at the start of this episode (an
+        alternative to carrying the class head over from the previous dataset; the
+        new weights are seeded by the run's seed and the episode index). Ignored for
+        the first episode.
     class_weights : mapping of str to float, optional
         Per-label loss weights during this episode, ``{label name: weight}``, applied
         to the label set of every dataset of the episode that has the label (they
@@ -60,6 +65,7 @@ class Episode:
     min_delta: float = 0.0
     keep_optimizer_state: bool = True
     restore_best: bool = False
+    reset_class_head: bool = False
     class_weights: Mapping | None = field(default=None, hash=False)
 
     def __post_init__(self):
@@ -153,7 +159,8 @@ class Episode:
             raise ScheduleError(f"{where}: {e}") from None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "datasets": self.mixture, "max_epochs": self.max_epochs,
+        extra = {"reset_class_head": True} if self.reset_class_head else {}  # absent: older fingerprints hold
+        return {**extra, "name": self.name, "datasets": self.mixture, "max_epochs": self.max_epochs,
                 "patience": self.patience, "min_delta": self.min_delta,
                 "keep_optimizer_state": self.keep_optimizer_state, "restore_best": self.restore_best,
                 "class_weights": None if self.class_weights is None else dict(self.class_weights)}

@@ -117,3 +117,47 @@ def test_batch_patches_depend_only_on_seed_and_global_step(two_datasets, taxonom
     assert not same(full[0], full[2])
     assert mixer.batch_seed(3) == [4, mixer.batch_seed(3)[1], 3]
     assert DatasetMixer(d.groups, 2, seed=None).batch_seed(0) is None
+
+
+def test_reset_class_head_at_the_switch_survives_a_resume(two_datasets, make_tiny_model, tmp_path):
+    """``reset_class_head``: the episode starts from the seeded fresh head; a run resumed
+    inside that episode continues from its checkpointed head (it is not reset again)."""
+    import numpy as np
+    from csbdeep.utils.tf import keras_import
+
+    from stardist_hier.training import train_episodes
+
+    Callback = keras_import("callbacks", "Callback")
+    episodes = [Episode("pre", "A", 1), Episode("fine", "B", 2, reset_class_head=True)]
+
+    class Heads(Callback):
+        def __init__(self):
+            super().__init__()
+            self.begin, self.end = [], []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.begin.append([w.copy() for w in self.model.get_layer("prob_class").get_weights()])
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.end.append([w.copy() for w in self.model.get_layer("prob_class").get_weights()])
+
+    ref = make_tiny_model(None)
+    ref.reset_class_head(seed=[3, 1])  # what the switch into episode 1 must produce
+    want = ref.keras_model.get_layer("prob_class").get_weights()
+
+    ck = tmp_path / "ck"
+    rec = Heads()
+    m = make_tiny_model(tmp_path / "a")
+    with pytest.raises(Interrupt):
+        train_episodes(m, two_datasets, episodes, steps_per_epoch=2, seed=3, checkpoint_dir=ck,
+                       callbacks=[rec, _raise_after(2)], verbose=0)
+    for a, b in zip(rec.begin[1], want):  # the first epoch of "fine" starts from the fresh head
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(rec.begin[0][0], want[0])  # ("pre" started from another head)
+    assert not np.allclose(rec.end[1][0], want[0])  # ("fine" trained it for one epoch)
+    rec2 = Heads()
+    train_episodes(make_tiny_model(tmp_path / "b"), two_datasets, episodes, steps_per_epoch=2, seed=3,
+                   checkpoint_dir=ck, callbacks=[rec2], verbose=0)
+    assert len(rec2.begin) == 1  # only the missing epoch ran
+    for a, b in zip(rec2.begin[0], rec.end[1]):  # resumed from the checkpoint, not reset again
+        np.testing.assert_array_equal(a, b)
