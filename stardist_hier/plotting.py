@@ -12,6 +12,9 @@ this module imports no matplotlib at all.
   :func:`save_figure` writes a figure atomically.
 * :func:`loss_curves_figure` plots training and validation loss over episodes, with
   markers and a vertical line at every episode switch.
+* :func:`validation_curve_figure` plots validation loss and PQ of named datasets after
+  every epoch across episodes (``evaluation: curve``; the paper's Figure 3), also as
+  means over seeds.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 __all__ = ["Panel", "label_colors", "node_colors", "render_overlay", "overlay_figure", "save_figure",
-           "loss_curves_figure", "UNCLASSIFIED_COLOR"]
+           "loss_curves_figure", "validation_curve_figure", "UNCLASSIFIED_COLOR"]
 
 #: Colour of nuclei without a class (segmentation-only models, unknown labels).
 UNCLASSIFIED_COLOR = (255, 255, 0)
@@ -377,6 +380,104 @@ def loss_curves_figure(runs, *, titles: Sequence[str] | None = None, title: str 
     handles += [Line2D([], [], color="0.3", marker="o", ms=4, label="train"),
                 Line2D([], [], color="0.3", ls="--", marker="s", ms=4, mfc="white", label="validation"),
                 Line2D([], [], color="0.3", ls="", marker="*", ms=9, mfc="none", label="best epoch"),
+                Line2D([], [], color="0.3", ls=":", label="episode switch")]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# ---------------------------------------------------------------- validation curve
+def _curve_number(v) -> float:
+    try:
+        return float(v) if v not in (None, "") else float("nan")
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def validation_curve_figure(curves, *, title: str | None = None, datasets: Sequence[str] | None = None,
+                            panel_size: tuple = (5.0, 3.4)):
+    """Validation loss and PQ against the global epoch, one line per dataset (paper's Figure 3).
+
+    Parameters
+    ----------
+    curves : sequence of mapping, or mapping of str to sequence of runs
+        One run's curve rows (mappings with ``episode``, ``global_epoch``, ``dataset``,
+        ``val_loss``, ``pq`` and optionally ``mpq``; e.g. the rows of ``OUT/curve.csv``),
+        or ``{label: [run, run, ...]}``: then every line is the mean over the label's
+        runs (e.g. seeds), with a band of +- one standard deviation.
+    title : str, optional
+    datasets : sequence of str, optional
+        Datasets to draw (default all).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left panel validation loss, right panel binary PQ (solid) and mPQ+ (dashed,
+        thin); a dotted vertical line at every episode switch (first run of each label).
+    """
+    import warnings
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    if isinstance(curves, Mapping):
+        groups = {str(k): [list(r) for r in v] for k, v in curves.items()}
+    else:
+        groups = {"": [list(curves)]}
+    keys = []
+    for lab, runs in groups.items():
+        for d in dict.fromkeys(str(r["dataset"]) for run in runs for r in run):
+            if datasets is None or d in datasets:
+                keys.append((lab, d))
+    cycle = [tuple(c / 255 for c in rgb) for rgb in _DISTINCT]
+    color_of = {k: cycle[i % len(cycle)] for i, k in enumerate(keys)}
+    fig = Figure(figsize=(panel_size[0] * 2, panel_size[1] + (0.3 if title else 0)), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_loss, ax_pq = fig.subplots(1, 2)
+    for lab, d in keys:
+        runs = groups[lab]
+        c = color_of[(lab, d)]
+        for ax, col, style in ((ax_loss, "val_loss", "-o"), (ax_pq, "pq", "-o"), (ax_pq, "mpq", "--")):
+            per_run = [{int(r["global_epoch"]): _curve_number(r.get(col)) for r in run if str(r["dataset"]) == d}
+                       for run in runs]
+            xs = sorted(set().union(*per_run)) if per_run else []
+            if not xs:
+                continue
+            vals = np.array([[pr.get(x, np.nan) for x in xs] for pr in per_run], np.float64)
+            if np.isnan(vals).all():
+                continue
+            with warnings.catch_warnings():  # an epoch without a value in any run: NaN, no warning
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean, sd = np.nanmean(vals, axis=0), np.nanstd(vals, axis=0)
+            ms = 3.5 if len(xs) <= 60 and style != "--" else 0
+            ax.plot(xs, mean, style, color=c, ms=ms, lw=1.3 if style != "--" else 0.9)
+            if len(runs) > 1 and style != "--":
+                ax.fill_between(xs, mean - sd, mean + sd, color=c, alpha=0.15, lw=0)
+    for lab, runs in groups.items():
+        if not runs or not runs[0]:
+            continue
+        seq = sorted(((int(r["global_epoch"]), str(r.get("episode", ""))) for r in runs[0]))
+        prev = None
+        for g, ep in seq:
+            if prev is not None and ep != prev:
+                for ax in (ax_loss, ax_pq):
+                    ax.axvline(g - 0.5, color="0.3", ls=":", lw=1.2)
+                ax_loss.annotate(f"{lab + ': ' if lab else ''}switch to {ep}", xy=(g - 0.5, 1.0),
+                                 xycoords=("data", "axes fraction"), xytext=(3, -3), textcoords="offset points",
+                                 va="top", ha="left", fontsize=7, color="0.25", rotation=90)
+            prev = ep
+    for ax, yl in ((ax_loss, "validation loss"), (ax_pq, "PQ (validation)")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch (over all episodes)")
+        ax.set_ylabel(yl)
+        ax.grid(alpha=0.25)
+    ax_pq.set_ylim(-0.02, 1.02)
+    handles = [Line2D([], [], color=color_of[k], lw=3, label=(f"{k[0]}: {k[1]}" if k[0] else k[1])) for k in keys]
+    handles += [Line2D([], [], color="0.3", marker="o", ms=4, label="PQ"),
+                Line2D([], [], color="0.3", ls="--", lw=0.9, label="mPQ+"),
                 Line2D([], [], color="0.3", ls=":", label="episode switch")]
     fig.legend(handles=handles, loc="outside right upper", fontsize=7, frameon=False)
     if title:

@@ -22,9 +22,17 @@ An experiment config (see ``examples/two_datasets.yaml``)::
     tests:
       - {name: B-test, dataset: B}                       # at B's own label set
       - {name: B-coarse, dataset: B, label_set: consep4} # or a label set name / {labels: {...}}
+      - {name: A-leaves, dataset: A, truth: leaves}      # synthetic only: the generator's true leaves
     evaluation: {convention: conic, overlays: 2}
     # or tune prob/NMS thresholds on validation splits of datasets the episodes train on
     # (a test split or an unseen dataset is refused): evaluation: {tune_thresholds: [B]}
+    # validation loss, PQ and mPQ+ of datasets after every epoch of every episode (Figure 3;
+    # also of a dataset the episode does not train on): evaluation: {curve: {datasets: [B], max_images: 4}}
+
+``truth: leaves`` (default ``truth: labels``) scores a synthetic dataset's test split
+against the true leaf of every nucleus (``meta["leaves"]``; also the nuclei its label
+set leaves uncovered, i.e. ignored), at the label set ``leaves`` unless ``label_set``
+says otherwise; predictions are scored as for any test set.
 
 The label set ``leaves`` (every leaf its own label) is always available, e.g. for an
 oracle source ``{generator: pannuke, domain: {label_set: leaves}}``. Studies (rows of
@@ -39,8 +47,10 @@ The run folder ``OUT`` holds ``config.yaml`` (the config as run), ``model/`` (th
 StarDist model folder, TensorBoard logs in ``model/logs``), ``checkpoint/`` (resume
 state, rewritten after every epoch), ``history.json`` (per-episode histories),
 ``results.md`` / ``results.csv`` (shaped like the paper's Tables 2 and 4),
-``tests/<name>.csv`` (per-label PQ), ``loss_curves.png`` (Figure 3 style) and
-``overlays/``. Rerunning with the same config and ``OUT`` continues an interrupted run
+``tests/<name>.csv`` (per-label PQ), ``loss_curves.png`` (Figure 3 style),
+``overlays/`` and, with ``evaluation: curve``, ``curve.csv`` (episode, epoch,
+global_epoch, dataset, val_loss, pq, mpq and the loss's parts; the rows are kept in the
+history, so in the checkpoint, and survive a resume) and ``curve.png``. Rerunning with the same config and ``OUT`` continues an interrupted run
 from its last completed epoch; a finished run is only evaluated again.
 """
 

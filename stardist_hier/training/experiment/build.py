@@ -8,8 +8,15 @@ from ...tree import LabelSetError
 from ..data import MultiDataset, Part
 from .config import ConfigError, ExperimentConfig, _mapping, _split_counts
 
+LEAVES = "leaves"
+
+
 def load_data(cfg: ExperimentConfig, *, verbose=1):
-    """Read every dataset; return ``(MultiDataset, {dataset: test Part})``."""
+    """Read every dataset; return ``(MultiDataset, {dataset: test Part})``.
+
+    For a test set with ``truth: leaves`` the dict also holds ``(dataset, "leaves")``: the
+    test split with the generator's true leaf of every nucleus (:func:`leaf_truth_part`).
+    """
     from ...console import progress
 
     train, val, test = {}, {}, {}
@@ -37,7 +44,47 @@ def load_data(cfg: ExperimentConfig, *, verbose=1):
             if parts[k].X and parts[k].X[0].ndim != 3 or any(x.shape[-1] != 3 for x in parts[k].X):
                 raise ConfigError(f"{where}: images must be RGB (H, W, 3)")
         train[name], val[name], test[name] = parts["train"], parts["val"], parts["test"]
+        if any(t.dataset == name and t.truth == LEAVES for t in cfg.tests):
+            try:
+                test[(name, LEAVES)] = leaf_truth_part(pools["test"], cfg.taxonomy, like=parts["test"])
+            except ValueError as e:
+                raise ConfigError(f"{where}: {e}") from None
     return MultiDataset(train, val), test
+
+
+def leaf_truth_part(samples, taxonomy, *, like: Part | None = None) -> Part:
+    """The samples scored against their true leaves (``meta["leaves"]``), at the label set ``leaves``.
+
+    Every nucleus the generator drew counts, with its true leaf, also those that the
+    dataset's label set does not cover (ignored in its labels: their pixels are in
+    ``ignore``); ignore pixels that belong to no such nucleus stay ignored (-1). Instance
+    ids are those of ``sample.labels`` (after any renumbering by the generator), which
+    ``meta["leaves"]`` uses. ``like``: the same samples' :class:`Part` (its normalised
+    images and names are reused).
+    """
+    leaves_ls = taxonomy[LEAVES]
+    X, Y, C, N = [], [], [], []
+    for i, s in enumerate(samples):
+        truth = s.meta.get("leaves")
+        if truth is None:
+            raise ValueError("truth: leaves needs samples with meta['leaves'] (synthetic data)")
+        truth = {int(k): v for k, v in truth.items()}
+        y = np.asarray(s.labels).astype(np.int32, copy=True)
+        ids = np.unique(y[y > 0])
+        missing = [int(k) for k in ids if int(k) not in truth]
+        if missing:
+            raise ValueError(f"image {i}: instances {missing[:5]} have no true leaf in meta['leaves']")
+        if s.ignore is not None:
+            y[np.asarray(s.ignore, bool) & (y <= 0)] = -1  # ignored pixels of no known nucleus
+        C.append({int(k): truth[int(k)] for k in ids})
+        Y.append(y)
+    if like is not None:
+        X, N = list(like.X), list(like.names)
+    else:
+        from ..data import normalize_image
+
+        X = [normalize_image(s.image) for s in samples]
+    return Part(X, Y, C, [leaves_ls] * len(Y), N)
 
 
 def _registry_pools(name, o, spec, cfg, where) -> dict:

@@ -20,7 +20,8 @@ from ..schedule import Episode, ScheduleError, validate_schedule
 
 TOP_KEYS = {"name", "seed", "taxonomy", "model", "training", "datasets", "episodes", "tests", "evaluation", "out"}
 TRAINING_KEYS = {"steps_per_epoch", "tensorboard", "augment", "oversample", "deterministic"}
-EVALUATION_KEYS = {"convention", "overlays", "prob_thresh", "nms_thresh", "tune_thresholds"}
+EVALUATION_KEYS = {"convention", "overlays", "prob_thresh", "nms_thresh", "tune_thresholds", "curve"}
+TRUTHS = ("labels", "leaves")
 SOURCES = ("synthetic", "registry")
 
 
@@ -40,11 +41,17 @@ class DatasetSpec:
 
 @dataclass
 class TestSpec:
-    """One ``tests`` entry: a dataset's test split scored at ``label_set``."""
+    """One ``tests`` entry: a dataset's test split scored at ``label_set``.
+
+    ``truth``: ``"labels"`` scores against the dataset's labels; ``"leaves"`` (synthetic
+    datasets only) against the generator's true leaf of every nucleus, at ``label_set``
+    (default the label set ``leaves``).
+    """
 
     name: str
     dataset: str
-    label_set: LabelSet | None  # None: the dataset's own
+    label_set: LabelSet | None  # None: the dataset's own (``truth: leaves``: the label set ``leaves``)
+    truth: str = "labels"
 
 
 @dataclass
@@ -218,7 +225,7 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
         raise ConfigError("episodes: expected a non-empty list of episodes")
     episodes = []
     for i, e in enumerate(eps):
-        for k in ("keep_optimizer_state", "restore_best"):
+        for k in ("keep_optimizer_state", "restore_best", "reset_class_head"):
             if isinstance(e, Mapping) and k in e and not isinstance(e[k], bool):
                 raise ConfigError(f"episodes: episode {e.get('name', i)!r}: {k} must be true or false, got {e[k]!r}")
         try:
@@ -229,6 +236,13 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
         episodes = validate_schedule(episodes, datasets)
     except ScheduleError as err:
         raise ConfigError(f"episodes: {err}") from None
+    heads = conf.hier_class_heads
+    if heads:
+        trained = [d for ep in episodes for d in ep.dataset_names]
+        missing = sorted({datasets[d].label_set.name for d in trained} - set(heads))
+        if missing:
+            raise ConfigError(f"model: hier_class_heads {list(heads)} has no head for the label set(s) {missing} "
+                              f"of the trained datasets; add them (one head per dataset label set)")
     for ep in episodes:
         if ep.class_weights:
             labels = set().union(*(datasets[d].label_set.labels for d in ep.dataset_names))
@@ -268,6 +282,10 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
             _number(evaluation[k], f"evaluation: {k}", lo=0, hi=1)
     if evaluation.get("tune_thresholds") is not None:
         evaluation["tune_thresholds"] = _tune_spec(evaluation, datasets, episodes)
+    if evaluation.get("curve") not in (None, False):
+        evaluation["curve"] = _curve_spec(evaluation["curve"], datasets)
+    else:
+        evaluation.pop("curve", None)
 
     return ExperimentConfig(name=str(raw.get("name", "experiment")), seed=seed, taxonomy=taxonomy, model=model,
                             training=training, datasets=datasets, episodes=episodes, tests=tuple(tests),
@@ -309,6 +327,35 @@ def _tune_spec(evaluation, datasets, episodes) -> list:
         if d not in out:
             out.append(d)
     return out
+
+
+CURVE_KEYS = {"datasets", "max_images"}
+
+
+def _curve_spec(spec, datasets) -> dict:
+    """``evaluation: curve``: validation loss, PQ and mPQ+ of the named datasets after every epoch.
+
+    ``{datasets: [NAME, ...], max_images: 4}`` (or just the list of names). A dataset may be
+    one the current episode does not train on (e.g. the target during pre-training); its
+    validation split is used, never its test split.
+    """
+    where = "evaluation: curve"
+    if isinstance(spec, (str, list)):
+        spec = {"datasets": spec}
+    spec = _mapping(spec, where)
+    _unknown(spec, CURVE_KEYS, where)
+    names = spec.get("datasets")
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, list) or not names or not all(isinstance(d, str) for d in names):
+        raise ConfigError(f"{where}: datasets must be a non-empty list of dataset names, got {names!r}")
+    for d in names:
+        if d not in datasets:
+            raise ConfigError(f"{where}: unknown dataset {d!r}{did_you_mean(d, list(datasets))}; "
+                              f"known: {', '.join(datasets)}")
+        # every dataset has a non-empty validation split (checked with the dataset, and when read)
+    n = spec.get("max_images", 4)
+    _number(n, f"{where}: max_images", lo=1, lo_open=False, integer=True)
+    return {"datasets": list(dict.fromkeys(names)), "max_images": int(n)}
 
 
 def _check_model(model: dict, tree):
@@ -441,13 +488,19 @@ def _test_spec(i, t, datasets, taxonomy) -> TestSpec:
         raise ConfigError(f"tests[{i}]: name must be a non-empty string, got {t['name']!r}")
     name = str(t.get("name", t.get("dataset", f"test_{i}")))
     where = f"test set {name!r}"
-    _unknown(t, {"name", "dataset", "label_set"}, where)
+    _unknown(t, {"name", "dataset", "label_set", "truth"}, where)
     d = t.get("dataset")
     if not isinstance(d, str) or d not in datasets:
         raise ConfigError(f"{where}: unknown dataset {d!r}; known: {', '.join(datasets)}")
+    truth = t.get("truth", "labels")
+    if truth not in TRUTHS:
+        raise ConfigError(f"{where}: truth must be one of {', '.join(TRUTHS)}, got {truth!r}")
+    if truth == "leaves" and datasets[d].source != "synthetic":
+        raise ConfigError(f"{where}: truth: leaves needs a synthetic dataset (the generator knows every "
+                          f"nucleus' true leaf); dataset {d!r} has source {datasets[d].source!r}")
     spec = t.get("label_set")
     if spec is None:
-        return TestSpec(name, d, None)
+        return TestSpec(name, d, None, truth)
     tree = taxonomy.tree
     try:
         if isinstance(spec, str):
@@ -463,11 +516,11 @@ def _test_spec(i, t, datasets, taxonomy) -> TestSpec:
         raise ConfigError(f"{where}: label_set: {e}") from None
     except TypeError as e:
         raise ConfigError(f"{where}: invalid label_set ({e})") from None
-    own = datasets[d].label_set
+    own = datasets[d].label_set if truth == "labels" else taxonomy["leaves"]
     if not (ls.covered_leaves() & own.covered_leaves()):
         raise ConfigError(f"{where}: label set {ls.name!r} shares no tree leaf with dataset {d!r}'s "
                           f"label set {own.name!r}")
-    return TestSpec(name, d, ls)
+    return TestSpec(name, d, ls, truth)
 
 
 def _split_counts(split, n, where, *, need_test=True) -> dict:

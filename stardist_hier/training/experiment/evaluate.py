@@ -37,13 +37,18 @@ def evaluate_tests(model, cfg: ExperimentConfig, tests: dict, history: dict, out
     (out / "tests").mkdir(exist_ok=True)
     cache = {}
     for t in cfg.tests:
-        part = tests[t.dataset]
-        own = cfg.datasets[t.dataset].label_set
+        if getattr(t, "truth", "labels") == "leaves":
+            # the generator's true leaves (see build.leaf_truth_part): same images, leaf-level truth
+            part = tests[(t.dataset, "leaves")]
+            own = cfg.taxonomy["leaves"]
+        else:
+            part = tests[t.dataset]
+            own = cfg.datasets[t.dataset].label_set
         cut = t.label_set or own
         if t.dataset not in cache:
             preds = []
             for x in progress(part.X, desc=f"predict {t.dataset}", verbose=verbose, leave=False):
-                labels, res = model.predict_instances(x, **kw)
+                labels, res = model.predict_instances(x, head=_head(model, cfg, t.dataset), **kw)
                 preds.append((labels, {i + 1: p for i, p in enumerate(np.asarray(res["class_prob"]))}))
             cache[t.dataset] = preds
         preds = cache[t.dataset]
@@ -114,11 +119,14 @@ def _table_row(cfg, history, t, cut, report) -> dict:
             "Test": t.name, "Label set": cut.name, "PQ": report.binary.pq, "mPQ+": report.mpq}
 
 
-def episode_scores(model, cfg: ExperimentConfig, val_parts: dict, datasets, *, max_images: int = 16) -> dict:
-    """PQ and mPQ+ of every dataset of an episode on its validation images, at its own label set.
+def episode_scores(model, cfg: ExperimentConfig, val_parts: dict, datasets, *, max_images: int = 16,
+                   thresholds: dict | None = None) -> dict:
+    """PQ and mPQ+ of every dataset of ``datasets`` on its validation images, at its own label set.
 
-    Used at the end of each episode (TensorBoard ``episodes/`` scalars and ``history.json``);
-    thresholds are the model's current ones, at most ``max_images`` images per dataset.
+    The one validation scorer: used at the end of each episode (TensorBoard ``episodes/``
+    scalars and ``history.json``) and after every epoch by ``evaluation: curve``
+    (:func:`curve_rows`). ``thresholds`` (``{prob_thresh, nms_thresh}``): default the
+    model's current ones; at most ``max_images`` images per dataset.
 
     Returns
     -------
@@ -136,7 +144,7 @@ def episode_scores(model, cfg: ExperimentConfig, val_parts: dict, datasets, *, m
         sub = Part(part.X[:n], part.Y[:n], part.classes[:n], part.label_sets[:n]) if n < len(part.X) else part
         preds = []
         for x in sub.X:
-            labels, res = model.predict_instances(x, show_tile_progress=False)
+            labels, res = model.predict_instances(x, show_tile_progress=False, **dict(thresholds or {}))
             preds.append((labels, {i + 1: p for i, p in enumerate(np.asarray(res["class_prob"]))}))
         gts, gcls = _with_ignore_instance(sub)
         own = cfg.datasets[d].label_set
@@ -145,6 +153,85 @@ def episode_scores(model, cfg: ExperimentConfig, val_parts: dict, datasets, *, m
         out[f"{d}/PQ"] = float(report.binary.pq)
         out[f"{d}/mPQ+"] = float(report.mpq)
     return out
+
+
+# ------------------------------------------------------------------ evaluation: curve
+#: Thresholds of the curve's PQ: StarDist's defaults, the same at every epoch.
+CURVE_THRESHOLDS = {"prob_thresh": 0.5, "nms_thresh": 0.4}
+CURVE_COLUMNS = ["episode", "epoch", "global_epoch", "dataset", "val_loss", "pq", "mpq"]
+
+
+def validation_batch(model, part: Part, *, seed: int, what: str = "validation"):
+    """A fixed validation batch ``(x, y)`` of ``part``, built like the training callback's
+    episode batch (:meth:`~stardist_hier.training.callback.EpisodeCallback._validation_batch`):
+    the part's cuts, ``train_n_val_patches`` patches drawn with NumPy's global generator
+    under a fixed seed (its state is put back)."""
+    from ...models import _stardist_compat as compat
+    from ...models._stardist_compat import NUMPY_GLOBAL_LOCK
+
+    cuts = model.encode(part.X, part.Y, part.classes, part.label_sets, what=what)
+    conf = model.config
+    n = len(part.X) if conf.train_n_val_patches is None else conf.train_n_val_patches
+    gen = compat.StarDistData2DHier(part.X, part.Y, cuts, batch_size=n, length=1, **compat.data_kwargs(conf))
+    with NUMPY_GLOBAL_LOCK:
+        saved = np.random.get_state()
+        np.random.seed(int(seed) % 2 ** 32)
+        try:
+            return gen[0]
+        finally:
+            np.random.set_state(saved)
+
+
+def validation_losses(model, batch) -> dict:
+    """The compiled training loss on ``batch`` (what the callback's ``val_loss_episode`` is):
+    ``{"val_loss": total, "val_<output>_loss": ...}`` for every loss Keras reports."""
+    x, y = batch
+    res = model.keras_model.evaluate(x, y, batch_size=model.config.train_batch_size, verbose=0, return_dict=True)
+    out = {"val_loss": float(res["loss"])}
+    for k, v in res.items():
+        if k != "loss" and k.endswith("loss"):
+            out[f"val_{k}"] = float(v)
+    return out
+
+
+def curve_rows(model, cfg: ExperimentConfig, val_parts: dict, batches: dict, *, episode: str, epoch: int,
+               global_epoch: int) -> list:
+    """One ``evaluation: curve`` row per named dataset: validation loss (on ``batches[d]``, see
+    :func:`validation_batch`) and PQ / mPQ+ (:func:`episode_scores`, fixed thresholds
+    :data:`CURVE_THRESHOLDS`, at most ``max_images`` images) at the dataset's label set."""
+    spec = cfg.evaluation["curve"]
+    rows = []
+    for d in spec["datasets"]:
+        sc = episode_scores(model, cfg, val_parts, [d], max_images=spec["max_images"], thresholds=CURVE_THRESHOLDS)
+        rows.append({"episode": str(episode), "epoch": int(epoch), "global_epoch": int(global_epoch), "dataset": d,
+                     **validation_losses(model, batches[d]),
+                     "pq": sc.get(f"{d}/PQ", float("nan")), "mpq": sc.get(f"{d}/mPQ+", float("nan"))})
+    return rows
+
+
+def history_curve_rows(history: dict) -> list:
+    """The curve rows kept in a run's history (``episodes[k]["curve"]``), in epoch order."""
+    rows = [r for eh in history.get("episodes", []) for r in eh.get("curve") or []]
+    return sorted(rows, key=lambda r: (int(r["global_epoch"]), str(r["dataset"])))
+
+
+def write_curve(history: dict, out: Path, *, title=None, plot: bool = True) -> list:
+    """``OUT/curve.csv`` (atomically) and ``OUT/curve.png`` from the curve rows of ``history``."""
+    import csv
+    import io
+
+    rows = history_curve_rows(history)
+    cols = CURVE_COLUMNS + sorted({k for r in rows for k in r} - set(CURVE_COLUMNS))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, restval="", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(Path(out) / "curve.csv", buf.getvalue())
+    if plot and rows:
+        from ...plotting import save_figure, validation_curve_figure
+
+        save_figure(validation_curve_figure(rows, title=title), Path(out) / "curve.png", dpi=110)
+    return rows
 
 
 def tensorboard_episode_logger(logdir: Path):
@@ -160,3 +247,11 @@ def tensorboard_episode_logger(logdir: Path):
         writer.flush()
 
     return log
+
+
+def _head(model, cfg: ExperimentConfig, dataset: str):
+    """The class head for ``dataset``'s test split: its label set's head when the model has one
+    per dataset (``hier_class_heads``); else the model's default (the last head; an unseen dataset)."""
+    name = cfg.datasets[dataset].label_set.name
+    heads = getattr(model, "class_heads", ())
+    return name if len(heads) > 1 and name in heads else None

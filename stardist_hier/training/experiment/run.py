@@ -84,7 +84,8 @@ def _run_locked(cfg, out, lock, *, restart, max_epochs, verbose) -> dict:
     try:
         model.encode(data.X, data.Y, data.classes, data.label_sets, what="training")
         for name, p in tests.items():
-            model.encode(p.X, p.Y, p.classes, p.label_sets, what=f"dataset {name!r} test")
+            what = f"dataset {name!r} test" if isinstance(name, str) else f"dataset {name[0]!r} test ({name[1]})"
+            model.encode(p.X, p.Y, p.classes, p.label_sets, what=what, heads=False)
     except (ValueError, LabelSetError) as e:
         raise ConfigError(str(e)) from None
 
@@ -125,12 +126,28 @@ def _run_locked(cfg, out, lock, *, restart, max_epochs, verbose) -> dict:
     extra = []
     if max_epochs is not None:
         extra.append(_epoch_limit(max_epochs))
-    cb = train_episodes(model, data, cfg.episodes, steps_per_epoch=training["steps_per_epoch"], seed=cfg.seed,
-                        augmenter=augmenter, image_weights=image_weights, history_path=out / "history.json",
-                        checkpoint_dir=ck, resume=not restart, fingerprint=cfg.fingerprint, callbacks=extra,
-                        verbose=verbose,
-                        on_episode_end=_episode_scorer(model, cfg, data.val, out) if training["tensorboard"] else None)
+    hooks = [_episode_scorer(model, cfg, data.val, out)] if training["tensorboard"] else []
+    curve_cb = None
+    if cfg.evaluation.get("curve"):
+        curve_cb, curve_hook = _curve_recorder(model, cfg, data.val, out)
+        hooks.insert(0, curve_hook)
+        if not model._model_prepared:
+            model.prepare_for_training()
+        # in StarDist's list, so after the episode callback and before its checkpoint (commit_callback)
+        model.callbacks.append(curve_cb)
+    try:
+        cb = train_episodes(model, data, cfg.episodes, steps_per_epoch=training["steps_per_epoch"], seed=cfg.seed,
+                            augmenter=augmenter, image_weights=image_weights, history_path=out / "history.json",
+                            checkpoint_dir=ck, resume=not restart, fingerprint=cfg.fingerprint, callbacks=extra,
+                            verbose=verbose, on_episode_end=_chain(hooks))
+    finally:
+        if curve_cb is not None and curve_cb in model.callbacks:
+            model.callbacks.remove(curve_cb)
     history = cb.history
+    if cfg.evaluation.get("curve"):
+        from .evaluate import write_curve
+
+        write_curve(history, out, title=cfg.name)
     result = {"finished": bool(history["finished"]), "epochs_done": int(history["epochs_done"]),
               "history": history, "results": [], "out": str(out)}
     if history["epochs_done"]:
@@ -172,3 +189,78 @@ def _episode_scorer(model, cfg, val_parts, out):
 
     return on_episode_end
 
+
+def _chain(hooks):
+    """One ``on_episode_end`` calling every hook in turn; the scores they return are merged."""
+    if not hooks:
+        return None
+
+    def on_episode_end(k, episode, episode_history):
+        scores = {}
+        for h in hooks:
+            scores.update(h(k, episode, episode_history) or {})
+        return scores
+
+    return on_episode_end
+
+
+def _curve_recorder(model, cfg, val_parts, out):
+    """``evaluation: curve``: ``(keras callback, on_episode_end hook)`` recording after every epoch.
+
+    Each epoch adds one row per named dataset (:func:`.evaluate.curve_rows`) to
+    ``history["episodes"][k]["curve"]``, so the rows are in the checkpoint written after
+    the epoch (the callback sits in StarDist's list, before the episode callback's
+    checkpoint) and survive a resume; ``OUT/curve.csv`` is rewritten from the history
+    (atomically) after every epoch and when a fit starts, so rows of an epoch that a
+    killed run did not checkpoint are dropped, never duplicated. The last epoch of an
+    episode is recorded by the hook, with the episode's final weights (best weights
+    restored, where the episode restores them) and before the next episode starts.
+    """
+    from csbdeep.utils.tf import keras_import
+
+    from ..callback import EpisodeCallback
+    from .evaluate import curve_rows, validation_batch, write_curve
+
+    Callback = keras_import("callbacks", "Callback")
+    spec = cfg.evaluation["curve"]
+    batches = {}
+    state = {"ecb": None}
+
+    def get_batches():
+        if not batches:
+            for i, d in enumerate(spec["datasets"]):
+                batches[d] = validation_batch(model, val_parts[d], seed=cfg.seed + 104729 * (i + 1),
+                                              what=f"evaluation: curve: dataset {d!r} validation")
+        return batches
+
+    def recorded(history, g):
+        return any(int(r["global_epoch"]) == g for eh in history["episodes"] for r in eh.get("curve") or [])
+
+    def record(eh):
+        history = state["ecb"].history
+        g = int(eh["first_epoch"]) + int(eh["epochs_run"])  # the global epoch just done, from 1
+        if recorded(history, g):
+            return
+        rows = curve_rows(model, cfg, val_parts, get_batches(), episode=eh["name"], epoch=int(eh["epochs_run"]),
+                          global_epoch=g)
+        eh.setdefault("curve", []).extend([{k: (None if isinstance(v, float) and v != v else v)
+                                            for k, v in r.items()} for r in rows])
+        write_curve(history, out, plot=False)
+
+    class CurveCallback(Callback):
+        def on_train_begin(self, logs=None):
+            state["ecb"] = next(c for c in model.callbacks if isinstance(c, EpisodeCallback))
+            get_batches()
+            write_curve(state["ecb"].history, out, plot=False)  # the (restored) history's rows only
+
+        def on_epoch_end(self, epoch, logs=None):
+            h = state["ecb"].history
+            if not recorded(h, int(h["epochs_done"])):  # else recorded at its episode's end
+                record(h["episodes"][h["episode"]])
+
+    def on_episode_end(k, episode, episode_history):
+        if state["ecb"] is not None:
+            record(episode_history)
+        return {}
+
+    return CurveCallback(), on_episode_end
