@@ -1,7 +1,8 @@
 """What the command line prints: one progress bar per phase, plain text when not a terminal,
 library chatter kept out (no TensorFlow at import).
 
-Helpers for :mod:`stardist_hier.commands` and the jobs they run (:mod:`stardist_hier.benchmark`):
+Helpers for :mod:`stardist_hier.commands` and the jobs they run (the study runner,
+:mod:`stardist_hier.training.experiment.study`):
 
 * :func:`import_tensorflow` imports TensorFlow with its C++ start-up lines (absl's
   ``WARNING: All log messages before absl::InitializeLog()``, the oneDNN and "Could not

@@ -218,26 +218,66 @@ def test_experiment_outputs_use_plotting(tmp_path, rng):
     assert [p.name for p in (tmp_path / "ov").iterdir()] == ["test_set_0.png"]
 
 
-def test_benchmark_plots_use_plotting(tmp_path, rng):
-    from stardist_hier import benchmark
-
-    rows = [SimpleNamespace(label="pannuke(2) -> consep(2) | test consep")]
-    results = [dict(row=rows[0], history=[("pannuke", dict(loss=[2, 1.5], val_loss=[2.1, 1.7])),
-                                           ("consep", dict(loss=[1.4, 1.2], val_loss=[1.5, 1.3]))])]
-    benchmark._loss_curves(results, tmp_path / "loss.png")
-    lab = np.zeros((48, 48), np.int32)
-    lab[5:20, 5:20] = 1
-    lab[25:40, 25:40] = 2
-    from stardist_hier import default_taxonomy
+def test_run_overlays_colour_by_the_test_label_set(tmp_path, rng, monkeypatch):
+    """The experiment runner's overlays (demo, benchmark): ground truth and prediction coloured by label of the cut."""
+    from stardist_hier.training.experiment.outputs import write_overlays
 
     tax = default_taxonomy()
     consep = tax["consep"]
-    sample = SimpleNamespace(image=(rng.uniform(0, 1, (48, 48, 3)) * 255).astype(np.uint8), labels=lab,
-                             classes={1: "inflammatory", 2: None})
+    lab = np.zeros((48, 48), np.int32)
+    lab[5:20, 5:20] = 1
+    lab[25:40, 25:40] = 2
+    part = SimpleNamespace(X=[rng.uniform(0, 1, (48, 48, 3)).astype(np.float32)], Y=[lab],
+                           classes=[{1: "inflammatory", 2: None}], label_sets=[consep])
     # predicted leaf probabilities (background + leaves): nucleus 1 a lymphocyte, nucleus 2 a fibroblast
-    probs = np.zeros((2, tax.tree.n_classes + 1), np.float32)
-    probs[0, 1 + tax.tree.leaves.index("lymphocyte")] = 1
-    probs[1, 1 + tax.tree.leaves.index("fibroblast")] = 1
-    benchmark._overlay(sample, lab, probs, consep, tmp_path / "ov.png", title="row")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["loss.png", "ov.png"]
-    assert (tmp_path / "ov.png").stat().st_size > 1000
+    probs = {k: np.eye(tax.tree.n_classes + 1)[tax.tree.leaf_index(leaf)]
+             for k, leaf in ((1, "lymphocyte"), (2, "fibroblast"))}
+    seen = []
+    real = plotting.overlay_figure
+
+    def spy(panels, **kw):
+        seen.append(([dict(p.classes) for p in panels], kw))
+        return real(panels, **kw)
+
+    monkeypatch.setattr(plotting, "overlay_figure", spy)
+    write_overlays(part, [(lab, probs)], consep, tmp_path / "ov", "consep", n=2)
+    (gt, pred), kw = seen[0]
+    fibro = next(c for c in consep.labels if "fibroblast" in consep.leaf_set(c))
+    assert gt == {1: "inflammatory"}  # the unlabelled nucleus gets the default colour
+    assert pred == {1: "inflammatory", 2: fibro}
+    assert kw["colors"] == plotting.label_colors(consep) and kw["colors"]["inflammatory"] != kw["colors"][fibro]
+    assert [p.name for p in (tmp_path / "ov").iterdir()] == ["consep_0.png"]
+    assert (tmp_path / "ov" / "consep_0.png").stat().st_size > 1000
+
+
+# ---------------------------------------------------------------- validation curve
+def _curve(shift=0.0):
+    rows = []
+    for g in range(1, 6):
+        ep = "pre" if g <= 3 else "fine"
+        for d in ("target", "source"):
+            rows.append(dict(episode=ep, epoch=g if g <= 3 else g - 3, global_epoch=g, dataset=d,
+                             val_loss=2.0 - 0.1 * g + shift + (d == "source"), pq=0.1 * g, mpq=0.05 * g))
+    return rows
+
+
+def test_validation_curve_figure(tmp_path):
+    fig = plotting.validation_curve_figure(_curve(), title="curve")
+    ax_loss, ax_pq = fig.axes[:2]
+
+    def vertical(a):
+        return [ln for ln in a.lines if len(ln.get_xdata()) == 2 and ln.get_xdata()[0] == ln.get_xdata()[1]]
+
+    for ax in (ax_loss, ax_pq):
+        assert [ln.get_xdata()[0] for ln in vertical(ax)] == [3.5]  # the switch from pre to fine
+    data = [ln for ln in ax_loss.lines if ln not in vertical(ax_loss)]
+    assert len(data) == 2 and np.allclose(data[0].get_xdata(), np.arange(1, 6))
+    assert len([ln for ln in ax_pq.lines if ln not in vertical(ax_pq)]) == 4  # PQ and mPQ+ per dataset
+    plotting.save_figure(fig, tmp_path / "curve.png")
+    assert _png_shape(tmp_path / "curve.png")[0] > 100
+    # means over seeds, per row of a study; CSV strings (curve.csv read back) are accepted
+    as_text = [{k: str(v) for k, v in r.items()} for r in _curve(0.2)]
+    fig = plotting.validation_curve_figure({"a": [_curve(), as_text], "b": [_curve()]}, datasets=["target"])
+    ax_loss = fig.axes[0]
+    data = [ln for ln in ax_loss.lines if ln not in vertical(ax_loss)]
+    assert len(data) == 2 and np.allclose(data[0].get_ydata(), 2.1 - 0.1 * np.arange(1, 6))

@@ -2,7 +2,8 @@
 
 A thin wrapper over the study runner (:mod:`stardist_hier.training.experiment.study`):
 it runs the study configs shipped in ``stardist_hier/examples`` (``table2.yaml``,
-``table4.yaml``, ``ablation.yaml``) with the seeds, epochs and steps given here.
+``table4.yaml``, ``paper.yaml``, ``ablation.yaml``) with the seeds, epochs and steps given
+here. :func:`study_config` also serves ``stardist-hier demo`` (``demo.yaml``).
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ from __future__ import annotations
 import os
 import time
 
-HELP = "run the synthetic Table 2 (pre-train, fine-tune, test), Table 4 (unseen test set) or the ablation over seeds"
+TABLES = ("2", "4", "paper", "ablation")
+
+HELP = ("run the synthetic Table 2 (pre-train, fine-tune, test), Table 4 (unseen test set), both with H2 (paper) "
+        "or the ablation over seeds")
 
 
 def add_arguments(parser):
     from ._args import non_negative_int, out_folder, positive_int
 
-    parser.add_argument("--table", choices=("2", "4", "ablation"), default="2")
+    parser.add_argument("--table", choices=TABLES, default="2",
+                        help="2, 4: the paper's Tables 2 and 4 (full row sets); paper: both and H2 as one study "
+                             "(examples/paper.yaml); ablation: the issue-11 ablation")
     parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=None,
                         help="random seeds (non-negative integers; default: the study config's)")
     parser.add_argument("--epochs", type=positive_int, default=None,
@@ -26,14 +32,30 @@ def add_arguments(parser):
     parser.add_argument("--quick", action="store_true", help="a much smaller run (smoke test)")
 
 
-def study_config(table: str, *, seeds=None, epochs=None, steps=None, quick=False) -> dict:
-    """The shipped study config of ``table`` with the command line's changes (a plain mapping)."""
-    from importlib import resources
+def example_name(name: str) -> str:
+    """The shipped example file stem of a ``--table`` choice or example name (``"2"`` -> ``"table2"``)."""
+    name = str(name)
+    return f"table{name}" if name.isdigit() else name
 
+
+def study_config(name: str, *, seeds=None, epochs=None, steps=None, quick=False) -> dict:
+    """The shipped study config ``name`` with the command line's changes (a plain mapping).
+
+    ``name``: a ``--table`` choice (``"2"``, ``"4"``, ``"paper"``, ``"ablation"``) or the name
+    of a shipped study example (``"demo"``, ``"table2"``, ...). ``epochs`` rescales every
+    episode so that 10 epochs become ``epochs`` (others alike, at least 1); ``steps`` sets the
+    steps per epoch; ``quick`` makes a smoke run (1 epoch per episode, 2 steps, 5 tiles per
+    dataset, 200 bootstrap samples).
+    """
+    from ..examples import example_text
     from ..io import load_yaml
 
-    with resources.as_file(resources.files("stardist_hier.examples") / f"{'table' + table if table != 'ablation' else table}.yaml") as p:
-        raw = load_yaml(p)
+    stem = example_name(name)
+    raw = load_yaml(example_text(stem), where=f"stardist_hier/examples/{stem}.yaml")
+    if not (isinstance(raw, dict) and "rows" in raw and "base" in raw):
+        from ..errors import InputError
+
+        raise InputError(f"example {name!r} is not a study config (no 'rows' and 'base')")
     if seeds is not None:
         raw["seeds"] = list(seeds)
 
@@ -71,7 +93,7 @@ def run(args) -> int:
         raise InputError(f"--seeds: each seed once, got {' '.join(map(str, args.seeds))}")
     raw = study_config(args.table, seeds=args.seeds, epochs=args.epochs, steps=args.steps, quick=args.quick)
     study = load_study(raw)
-    out = Path(args.out) / (f"table{args.table}" if args.table != "ablation" else "ablation")
+    out = Path(args.out) / example_name(args.table)
     t0 = time.time()
     res = run_study(study, out)
     print()

@@ -1,7 +1,14 @@
-"""``stardist-hier demo``: the README's main job on embedded synthetic data (no download)."""
+"""``stardist-hier demo``: the README's main job on embedded synthetic data (no download).
+
+The shipped study config ``stardist_hier/examples/demo.yaml`` (three rows: CoNSeP-like only
+for E epochs, CoNSeP-like only for 2E epochs, PanNuke-like E -> CoNSeP-like E; tested on
+CoNSeP-like tiles) run by the study runner (:mod:`stardist_hier.training.experiment.study`),
+the same way as ``stardist-hier benchmark``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -26,30 +33,53 @@ def add_arguments(parser):
                         help="also show Keras's and StarDist's own progress output")
 
 
+@contextlib.contextmanager
+def _no_retracing_warnings(verbose):
+    """Hold back TensorFlow's "triggered tf.function retracing" warnings (expected: one new model per row)."""
+    import logging
+
+    class _Drop(logging.Filter):
+        def filter(self, record):
+            return "triggered tf.function retracing" not in record.getMessage()
+
+    logger = logging.getLogger("tensorflow")
+    f = _Drop()
+    if verbose < 2:
+        logger.addFilter(f)
+    try:
+        yield
+    finally:
+        logger.removeFilter(f)
+
+
 def run(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from dataclasses import replace
+    import sys
+    from functools import partial
     from pathlib import Path
 
-    from .. import benchmark as bm
-    from ..console import done
+    from ..console import done, import_tensorflow, quiet_stardist
+    from ..io import atomic_write_text
+    from ..training.experiment.study import format_study, load_study, run_study
+    from .benchmark import study_config
 
-    s = replace(bm.Settings(seed=args.seed), steps_per_epoch=args.steps)
-    rows = bm.with_epochs(bm.DEMO, args.epochs)
-    if args.quick:
-        s, rows = bm.quick(s), bm.with_epochs(bm.DEMO, 1)
+    raw = study_config("demo", seeds=[args.seed], epochs=args.epochs, steps=args.steps, quick=args.quick)
+    import_tensorflow()  # TensorFlow's start-up notices held back (the config check imports it)
+    study = load_study(raw)
+    out = Path(args.out)
     t0 = time.time()
-    results = bm.run_rows(rows, s, out=args.out, verbose=args.verbose)
-    summary = bm.summarize([results])
-    bm.write_tables(summary, Path(args.out))
-    table = bm.format_table(summary)
+    log = partial(print, file=sys.stdout, flush=True)  # one line per finished row, past quiet_stardist
+    with quiet_stardist(args.verbose), _no_retracing_warnings(args.verbose):  # held back unless -v
+        res = run_study(study, out, verbose=args.verbose, log=log)
+    table = format_study(res)
     if args.quick:
-        from ..io import atomic_write_text
-
         table = SMOKE_NOTE + "\n\n" + table
-        atomic_write_text(Path(args.out) / "results.md", table + "\n")
+        atomic_write_text(out / "study.md", table)
     print()
     print(table)
-    print("\nPQ at the test set's own label set (CoNIC convention; mPQ+ = mean over its labels).")
-    done("demo", f"table (results.md, results.csv), loss curves, overlays and models in {args.out}/", t0=t0)
+    print("PQ at the test set's own label set (CoNIC convention; mPQ+ = mean over its labels); one seed, so "
+          "no interval or p-value for the comparison (use `stardist-hier benchmark --table 2` for several seeds).")
+    rows = [r for r, _ in study.rows]
+    done("demo", f"table in {out}/study.md (study.json); per row {out}/ROW/seed{args.seed}/: results.md, "
+                 f"results.csv, loss_curves.png, overlays/ and the trained model/ (rows: {', '.join(rows)})", t0=t0)
     return 0

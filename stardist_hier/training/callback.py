@@ -147,6 +147,25 @@ def _set_np_random_state(s):
     np.random.set_state((s[0], np.asarray(s[1], np.uint32), int(s[2]), int(s[3]), float(s[4])))
 
 
+def fixed_validation_batch(model, part, *, seed: int, label_sets=None, what: str = "validation"):
+    """One validation batch ``(x, y)`` of ``part`` (its images' cuts at ``label_sets``, default
+    the part's own), ``train_n_val_patches`` patches as StarDist draws them, with NumPy's global
+    generator seeded by ``seed`` (its state is put back): the same batch whenever it is built,
+    in a fresh or a resumed run."""
+    sets = part.label_sets if label_sets is None else label_sets
+    cuts = model.encode(part.X, part.Y, part.classes, sets, what=what)
+    cfg = model.config
+    n = len(part.X) if cfg.train_n_val_patches is None else cfg.train_n_val_patches
+    gen = compat.StarDistData2DHier(part.X, part.Y, cuts, batch_size=n, length=1, **compat.data_kwargs(cfg))
+    with NUMPY_GLOBAL_LOCK:
+        saved = np.random.get_state()
+        np.random.seed(int(seed) % 2 ** 32)
+        try:
+            return gen[0]
+        finally:
+            np.random.set_state(saved)
+
+
 class _EpochCommit(Callback):
     """Runs :meth:`EpisodeCallback._commit` at the end of every epoch; goes last among StarDist's callbacks."""
 
@@ -278,20 +297,9 @@ class EpisodeCallback(Callback):
             ep = self.episodes[k]
             part = self.data.validation(ep.dataset_names)
             sets = [_weighted(ls, ep.class_weights) for ls in part.label_sets]
-            cuts = self.sd_model.encode(part.X, part.Y, part.classes, sets, what=f"episode {ep.name!r} validation")
-            cfg = self.sd_model.config
-            n = len(part.X) if cfg.train_n_val_patches is None else cfg.train_n_val_patches
-            gen = compat.StarDistData2DHier(part.X, part.Y, cuts, batch_size=n, length=1,
-                                            **compat.data_kwargs(cfg))
-            # StarDist draws patches with NumPy's global generator: use a fixed state, so
-            # the batch is the same whenever it is built (fresh run or resumed)
-            with NUMPY_GLOBAL_LOCK:
-                saved = np.random.get_state()
-                np.random.seed((self.seed + 7919 * (k + 1)) % 2 ** 32)
-                try:
-                    self._val_cache[k] = gen[0]
-                finally:
-                    np.random.set_state(saved)
+            self._val_cache[k] = fixed_validation_batch(self.sd_model, part, label_sets=sets,
+                                                        seed=self.seed + 7919 * (k + 1),
+                                                        what=f"episode {ep.name!r} validation")
         return self._val_cache[k]
 
     def prepare(self):

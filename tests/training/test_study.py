@@ -60,7 +60,7 @@ def test_thresholds_on_unseen_dataset_refused():
 
 
 def test_shipped_studies_refuse_test_split_tuning():
-    for name in ("ablation", "table2", "table4"):
+    for name in ("ablation", "demo", "paper", "table2", "table4"):
         s = load_study(EXAMPLES / f"{name}.yaml")
         raw = copy.deepcopy(s.base)
         raw["evaluation"]["tune_thresholds"] = [{"dataset": s.comparisons[0]["test"] if s.comparisons else "x",
@@ -124,14 +124,25 @@ def test_same_study_twice_gives_the_same_table(tmp_path):
     b = run_study(study, tmp_path / "b", verbose=0)
     assert a["values"] == b["values"]
     assert (tmp_path / "a" / "study.md").read_text() == (tmp_path / "b" / "study.md").read_text()
-    assert (tmp_path / "a" / "marginal" / "seed0" / "thresholds.json").is_file()
+    import json
+
+    tuned = json.loads((tmp_path / "a" / "marginal" / "seed0" / "thresholds.json").read_text())
+    assert tuned["tuned_on"] == ["C (val)"]
+    # the model folder keeps them (StarDist's thresholds.json), and a reload uses them
+    saved = json.loads((tmp_path / "a" / "marginal" / "seed0" / "model" / "thresholds.json").read_text())
+    assert saved == {"prob": tuned["prob_thresh"], "nms": tuned["nms_thresh"]}
+    from stardist_hier import StarDist2DHier
+
+    m = StarDist2DHier(None, name="model", basedir=str(tmp_path / "a" / "marginal" / "seed0"))
+    assert (m.thresholds.prob, m.thresholds.nms) == (saved["prob"], saved["nms"])
     # rerunning reads the finished runs back
     c = run_study(study, tmp_path / "a", verbose=0)
     assert c["values"] == a["values"] and c["timing"] == a["timing"]
 
 
-@pytest.mark.parametrize("table", ["2", "4", "ablation"])
+@pytest.mark.parametrize("table", ["demo", "2", "4", "paper", "ablation"])
 def test_benchmark_command_builds_the_shipped_studies(table):
+    """study_config (benchmark --table, demo) loads every shipped study, scaled, and in quick mode."""
     from stardist_hier.commands.benchmark import study_config
 
     s = load_study(study_config(table, seeds=[3, 4], epochs=5, steps=7))
@@ -141,4 +152,31 @@ def test_benchmark_command_builds_the_shipped_studies(table):
     full = load_config(load_study(study_config(table)).experiment(s.rows[1][0], 0))
     assert [e.max_epochs for e in cfg.episodes] == [max(1, e.max_epochs // 2) for e in full.episodes]
     q = load_study(study_config(table, quick=True))
-    assert all(e.max_epochs == 1 for r, _ in q.rows for e in load_config(q.experiment(r, 0)).episodes)
+    assert q.rows and q.comparisons
+    for r, _ in q.rows:
+        c = load_config(q.experiment(r, q.seeds[0]))
+        assert all(e.max_epochs == 1 for e in c.episodes) and c.training["steps_per_epoch"] == 2
+        assert all(d.options["n_tiles"] == 5 for d in c.datasets.values())
+
+
+def test_rerun_with_other_settings_is_refused_before_anything_runs(tmp_path):
+    """Finished runs are read back, so a folder holding runs made with other settings is refused
+    (naming the folder and the keys that differ) before any run starts or any file is written."""
+    import yaml
+
+    from stardist_hier.errors import RunFolderError
+    from stardist_hier.training.experiment.study import run_study
+
+    study = load_study(STUDY)
+    old = copy.deepcopy(study.experiment("renorm", 1))
+    old["training"]["steps_per_epoch"] = 3
+    run = tmp_path / "renorm" / "seed1"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(load_config(old).raw))
+    (run / "results.csv").write_text("Test,PQ,mPQ+\nC-test,0.9,0.9\n")
+    (run / "history.json").write_text('{"finished": true}')
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(RunFolderError, match=r"renorm/seed1 holds a finished run with another config.*"
+                                             r"steps_per_epoch.*same settings"):
+        run_study(study, tmp_path, verbose=0)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -33,6 +33,12 @@ def evaluate_tests(model, cfg: ExperimentConfig, tests: dict, history: dict, out
 
         atomic_write_text(out / "thresholds.json", json.dumps(
             {"tuned_on": [f"{d} (val)" for d in ev["tune_thresholds"]], **kw}, indent=1))
+        # the model folder keeps them too (StarDist's thresholds.json): predicting with it later,
+        # e.g. `stardist-hier predict --model OUT/model`, uses the tuned values
+        model.thresholds = {"prob": kw["prob_thresh"], "nms": kw["nms_thresh"]}
+        if model.basedir is not None:
+            atomic_write_text(model.logdir / "thresholds.json",
+                              json.dumps({"prob": kw["prob_thresh"], "nms": kw["nms_thresh"]}))
     rows = []
     (out / "tests").mkdir(exist_ok=True)
     cache = {}
@@ -162,24 +168,11 @@ CURVE_COLUMNS = ["episode", "epoch", "global_epoch", "dataset", "val_loss", "pq"
 
 
 def validation_batch(model, part: Part, *, seed: int, what: str = "validation"):
-    """A fixed validation batch ``(x, y)`` of ``part``, built like the training callback's
-    episode batch (:meth:`~stardist_hier.training.callback.EpisodeCallback._validation_batch`):
-    the part's cuts, ``train_n_val_patches`` patches drawn with NumPy's global generator
-    under a fixed seed (its state is put back)."""
-    from ...models import _stardist_compat as compat
-    from ...models._stardist_compat import NUMPY_GLOBAL_LOCK
+    """A fixed validation batch ``(x, y)`` of ``part``, built as the training callback builds its
+    episode batch (:func:`stardist_hier.training.callback.fixed_validation_batch`)."""
+    from ..callback import fixed_validation_batch
 
-    cuts = model.encode(part.X, part.Y, part.classes, part.label_sets, what=what)
-    conf = model.config
-    n = len(part.X) if conf.train_n_val_patches is None else conf.train_n_val_patches
-    gen = compat.StarDistData2DHier(part.X, part.Y, cuts, batch_size=n, length=1, **compat.data_kwargs(conf))
-    with NUMPY_GLOBAL_LOCK:
-        saved = np.random.get_state()
-        np.random.seed(int(seed) % 2 ** 32)
-        try:
-            return gen[0]
-        finally:
-            np.random.set_state(saved)
+    return fixed_validation_batch(model, part, seed=seed, what=what)
 
 
 def validation_losses(model, batch) -> dict:

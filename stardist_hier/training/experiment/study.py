@@ -30,7 +30,7 @@ the base's ``evaluation`` says; ``tune_thresholds`` may only name training datas
 validation splits (:func:`.config.load_config` refuses the rest).
 
 Run one with ``stardist-hier experiment STUDY.yaml --out OUT`` (a config with ``rows`` and
-``base`` is a study), ``stardist-hier benchmark --table 2|4|ablation`` (the shipped ones),
+``base`` is a study), ``stardist-hier benchmark --table 2|4|paper|ablation`` (the shipped ones),
 or ``python -m stardist_hier.training.experiment.study STUDY.yaml --out OUT [--rows ...]
 [--seeds ...]`` (a subset, e.g. to time one row).
 
@@ -55,7 +55,7 @@ import numpy as np
 
 from .config import ConfigError, _mapping, _unknown, load_config
 
-__all__ = ["StudyConfig", "load_study", "run_study", "paired_stats", "holm", "format_study"]
+__all__ = ["StudyConfig", "load_study", "run_study", "check_study_folder", "paired_stats", "holm", "format_study"]
 
 STUDY_KEYS = {"name", "base", "seeds", "rows", "metrics", "comparisons", "bootstrap", "out", "description"}
 METRICS = ("pq", "mpq")
@@ -226,6 +226,32 @@ def _read_results(run: Path) -> dict:
     return out
 
 
+def check_study_folder(study: StudyConfig, out, *, rows=None, seeds=None) -> None:
+    """Refuse, before anything runs, an ``out`` holding runs of the study made with other settings.
+
+    Finished runs are read back, not rerun: without this check a rerun with changed
+    settings into the same folder would report the old results as the new ones.
+
+    Raises
+    ------
+    RunFolderError
+        Naming the first run folder whose stored config differs, and the keys that differ.
+    """
+    from ...errors import RunFolderError
+    from .runfolder import check_run_folder
+
+    out = Path(out)
+    for row in (rows if rows is not None else [r for r, _ in study.rows]):
+        for seed in (seeds if seeds is not None else study.seeds):
+            cfg = load_config(study.experiment(row, seed), base_dir=study.base_dir)
+            try:
+                check_run_folder(out / row / f"seed{seed}", cfg.raw)
+            except RunFolderError as e:
+                raise RunFolderError(str(e).split("; it is left untouched")[0]
+                                     + "; a study reuses finished runs only with the same settings: rerun with "
+                                       "the same config and options, or choose another --out") from None
+
+
 def run_study(config, out=None, *, rows=None, seeds=None, verbose=1, log=print) -> dict:
     """Run every row at every seed (skipping finished runs), then the paired statistics.
 
@@ -234,11 +260,12 @@ def run_study(config, out=None, *, rows=None, seeds=None, verbose=1, log=print) 
     """
     study = config if isinstance(config, StudyConfig) else load_study(config)
     out = Path(out or study.out or Path("runs") / study.name)
+    todo_rows = [r for r, _ in study.rows if rows is None or r in rows]
+    todo_seeds = [s for s in study.seeds if seeds is None or s in seeds]
+    check_study_folder(study, out, rows=todo_rows, seeds=todo_seeds)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     from .run import run_experiment
 
-    todo_rows = [r for r, _ in study.rows if rows is None or r in rows]
-    todo_seeds = [s for s in study.seeds if seeds is None or s in seeds]
     timing = {}
     for seed in todo_seeds:
         for row in todo_rows:
