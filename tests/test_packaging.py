@@ -263,8 +263,11 @@ def test_wheel_outside_the_repository_runs_version_and_demo(fresh_env):
     r = _run([exe, "demo", "--quick", "--out", out], cwd=work, env=env, timeout=900)
     printed = r.stdout + r.stderr
     assert r.returncode == 0, printed[-4000:]
-    assert "| Pre-train | Eps | Fine-tune | Eps | Test | PQ | mPQ+ |" in r.stdout
-    assert (out / "results.csv").is_file() and (out / "results.md").is_file()
+    assert "| row | seeds | PQ | mPQ+ |" in r.stdout  # the study table, printed
+    assert (out / "study.md").is_file() and (out / "study.json").is_file()
+    for row in ("consep_only", "consep_only_2x", "pannuke_to_consep"):  # the shipped demo.yaml, from the wheel
+        assert f"| {row} | 1 |" in r.stdout
+        assert (out / row / "seed0" / "results.csv").is_file() and (out / row / "seed0" / "model").is_dir()
     # a console a person can read (output is not a terminal here)
     assert r.stdout.strip().splitlines()[-1].startswith("stardist-hier demo: "), r.stdout[-500:]
     assert f"{out}/" in r.stdout.strip().splitlines()[-1]
