@@ -1,4 +1,4 @@
-"""Generator knobs that let hypotheses fail: uncovered nuclei as background, per-domain leaf shift, label noise."""
+"""Generator knobs that let hypotheses fail: uncovered nuclei as background, per-domain leaf shift, label noise, lookalike leaves."""
 
 import numpy as np
 import pytest
@@ -82,3 +82,66 @@ def test_knobs_in_experiment_config():
                        "model": {"train_patch_size": [64, 64], "unet_n_depth": 2, "grid": [2, 2]},
                        "episodes": [{"name": "a", "datasets": "A", "epochs": 1}]})
     assert cfg.datasets["A"].label_set.name == "monusac"
+
+
+def test_lookalike_draws_a_leaf_with_another_leafs_appearance():
+    """``lookalike``: the hidden leaf takes the other leaf's look (nuclear size and darkness),
+    while its label and true leaf stay its own; other leaves are untouched."""
+    from skimage.color import rgb2gray
+
+    def stats(samples, leaf):
+        areas, darkness = [], []
+        for s in samples:
+            g = rgb2gray(s.image)
+            for i, l in s.meta["leaves"].items():
+                if l == leaf:
+                    m = s.labels == int(i)
+                    if m.sum() > 5:
+                        areas.append(m.sum())
+                        darkness.append(1 - g[m].mean())
+        return np.median(areas), np.median(darkness), len(areas)
+
+    mix = {"plasma_cell": 1.0, "epithelial_tumor": 1.0, "fibroblast": 1.0}
+    plain = generate_dataset("consep", 6, seed=2, size=128, domain={"class_mix": mix})
+    look = generate_dataset("consep", 6, seed=2, size=128,
+                            domain={"class_mix": mix, "lookalike": {"plasma_cell": "epithelial_tumor"}})
+    a_pl, d_pl, n1 = stats(plain, "plasma_cell")
+    a_tu, d_tu, _ = stats(plain, "epithelial_tumor")
+    a_lk, d_lk, n2 = stats(look, "plasma_cell")
+    assert n1 > 10 and n2 > 10
+    assert abs(a_lk - a_tu) < abs(a_pl - a_tu)  # now sized like tumour nuclei
+    assert abs(a_lk - a_tu) < 0.25 * a_tu and abs(a_pl - a_tu) > 0.25 * a_tu
+    # labels: plasma cells keep CoNSeP's coarse "inflammatory" label, tumour nuclei their own
+    for s in look:
+        for i, l in s.meta["leaves"].items():
+            if l == "plasma_cell" and s.classes.get(int(i)) is not None:
+                assert s.classes[int(i)] == "inflammatory"
+    assert look[0].meta["domain"]["lookalike"] == [["plasma_cell", "epithelial_tumor"]] or \
+        tuple(map(tuple, look[0].meta["domain"]["lookalike"])) == (("plasma_cell", "epithelial_tumor"),)
+
+
+@pytest.mark.parametrize("look, match", [({"plasma_cell": "plasma_cell"}, "lookalike"),
+                                         ({"plasma_cell": 3}, "lookalike")])
+def test_lookalike_validation(look, match):
+    with pytest.raises(ValueError, match=match):
+        domain_params("consep", lookalike=look)
+
+
+def test_lookalike_unknown_leaf_is_named():
+    with pytest.raises(ValueError, match="unknown leaves \\['not_a_leaf'\\]"):
+        generate_dataset("consep", 1, seed=0, size=64, domain={"lookalike": {"not_a_leaf": "fibroblast"}})
+
+
+def test_lookalike_errors_in_experiment_config():
+    from stardist_hier.training.experiment import ConfigError, load_config
+
+    def cfg(look):
+        return {"datasets": {"A": {"generator": "consep", "n_tiles": 4, "size": 64,
+                                   "split": {"train": 2, "val": 1, "test": 1}, "domain": {"lookalike": look}}},
+                "episodes": [{"datasets": "A", "epochs": 1}]}
+
+    assert load_config(cfg({"plasma_cell": "epithelial_tumor"})).datasets["A"].options["domain"]
+    with pytest.raises(ConfigError, match="dataset 'A': domain: DomainParams.lookalike"):
+        load_config(cfg({"plasma_cell": "plasma_cell"}))
+    with pytest.raises(ConfigError, match=r"dataset 'A': domain: lookalike names unknown leaves \['plasmacell'\]"):
+        load_config(cfg({"plasmacell": "fibroblast"}))

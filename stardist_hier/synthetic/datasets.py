@@ -65,6 +65,12 @@ def generate_dataset(name: str, n_tiles: int, *, seed: int, size=256, taxonomy=N
     styles = default_leaf_styles() if styles is None else styles
     if dom.leaf_shift > 0:
         styles = shifted_styles(styles, dom.name, dom.leaf_shift)
+    if dom.lookalike:
+        unknown = sorted({l for pair in dom.lookalike for l in pair} - set(styles))
+        if unknown:
+            raise ValueError(f"dataset {name!r}: domain lookalike names unknown leaves {unknown}; "
+                             f"known: {', '.join(sorted(styles))}")
+        styles = {**styles, **{leaf: styles[other] for leaf, other in dom.lookalike}}
     leaf_to_label = {leaf: lab for lab in ls.labels for leaf in ls.leaf_set(lab)}
     noise_labels = [lab for lab in ls.labels if ls.leaf_set(lab)]
 

@@ -74,6 +74,12 @@ class DomainParams:
         Fraction (probability per annotated nucleus) of labels replaced by another label of
         the dataset's label set, drawn uniformly (0: none, the default). ``meta["noisy"]``
         lists the changed instance ids.
+    lookalike : mapping of str to str, or tuple of (str, str) pairs
+        ``{leaf: other leaf}``: in this domain ``leaf`` is drawn with the appearance of
+        ``other leaf`` (after ``leaf_shift``), e.g. ``{"plasma_cell": "epithelial_tumor"}``
+        in a domain whose coarse label hides plasma cells. Its labels (and
+        ``meta["leaves"]``) stay the true leaf, so a dataset's coarse label can hide a leaf
+        that looks like a leaf of another class (empty: none, the default).
     max_overlap : float
         Largest fraction of a new nucleus that may lie on earlier ones (clipped off).
     mpp : float
@@ -99,6 +105,7 @@ class DomainParams:
     uncovered: str = "ignore"
     leaf_shift: float = 0.0
     label_noise: float = 0.0
+    lookalike: tuple = ()
     max_overlap: float = 0.12
     mpp: float = 0.5
     nuclei_per_tile: float = 70.0
@@ -121,6 +128,11 @@ class DomainParams:
             raise ValueError(f"DomainParams.uncovered must be 'ignore', 'omit' or 'background', got {self.uncovered!r}")
         if not (np.isfinite(self.leaf_shift) and self.leaf_shift >= 0):
             raise ValueError(f"DomainParams.leaf_shift must be non-negative, got {self.leaf_shift}")
+        look = dict(self.lookalike.items() if isinstance(self.lookalike, Mapping) else self.lookalike)
+        for k, v in look.items():
+            if not (isinstance(k, str) and isinstance(v, str)) or k == v:
+                raise ValueError(f"DomainParams.lookalike: need leaf -> another leaf, got {k!r}: {v!r}")
+        object.__setattr__(self, "lookalike", tuple(sorted(look.items())))
         if not (0 <= self.label_noise <= 1):
             raise ValueError(f"DomainParams.label_noise must be in [0, 1], got {self.label_noise}")
         for f in ("scale", "density", "h_gain", "e_gain", "mpp", "mix_concentration"):

@@ -434,11 +434,19 @@ def _dataset_spec(name, spec, taxonomy, base_dir) -> DatasetSpec:
         except ImportError:
             raise ConfigError(f"{where}: stardist_hier.synthetic is not available") from None
         gen = spec.setdefault("generator", name)
+        if gen not in synthetic.DATASET_NAMES:
+            raise ConfigError(f"{where}: unknown synthetic generator {gen!r}; "
+                              f"known: {', '.join(synthetic.DATASET_NAMES)}")
         try:
             dom = synthetic.domain_params(gen, **_mapping(spec.get("domain"), f"{where}: domain"))
         except (KeyError, ValueError, TypeError) as e:
-            raise ConfigError(f"{where}: unknown synthetic generator {gen!r} ({e}); "
-                              f"known: {', '.join(synthetic.DATASET_NAMES)}") from None
+            raise ConfigError(f"{where}: domain: {e}") from None
+        if dom.lookalike:
+            from ...synthetic import default_leaf_styles
+
+            unknown = sorted({l for pair in dom.lookalike for l in pair} - set(default_leaf_styles()))
+            if unknown:
+                raise ConfigError(f"{where}: domain: lookalike names unknown leaves {unknown}")
         n = spec.setdefault("n_tiles", 10)
         if not isinstance(n, int) or n < 3:
             raise ConfigError(f"{where}: n_tiles must be an integer >= 3 (train, val and test), got {n!r}")
