@@ -51,8 +51,12 @@ leaves in that dataset, and ``uncovered="background"`` draws them unannotated, a
 background (MoNuSAC's real convention outside its "Ambiguous" regions).
 
 Knobs that let hypotheses fail (all off by default): ``DomainParams.uncovered="background"``,
-``DomainParams.leaf_shift`` (each leaf looks different in each domain) and
-``DomainParams.label_noise`` (a fraction of labels replaced by another label of the set).
+``DomainParams.leaf_shift`` (each leaf looks different in each domain),
+``DomainParams.label_noise`` (a fraction of labels replaced by another label of the set)
+and ``DomainParams.lookalike`` (``{leaf: other leaf}``: a leaf drawn with another leaf's
+appearance, e.g. plasma cells hidden under CoNSeP's coarse "inflammatory" that look like
+tumour nuclei). In an experiment: ``datasets: {NAME: {domain: {lookalike: {...}}}}``.
+Scoring against the true leaves: a test set with ``truth: leaves``.
 
 Every sample also records the true leaf of each instance in ``meta["leaves"]``
 (``{id: leaf}``) so that models can be scored at finer cuts than the dataset's labels.
