@@ -12,7 +12,7 @@ fixed-size patches; :mod:`.leakage` finds test images re-annotated in training d
 """
 
 from .base import DatasetError, Reader
-from .consep import CoNSeP
+from .consep import CoNSeP, CoNSePMerged
 from .dsb2018 import DSB2018
 from .folder import Folder
 from .leakage import LeakageWarning, check_leakage, find_leaks, read_lizard_info, reader_keys
@@ -27,7 +27,7 @@ from .registry import DATASETS, DatasetInfo, available_datasets, get_dataset, op
 
 __all__ = [
     "Sample", "Reader", "DatasetError",
-    "PanNuke", "CoNSeP", "MoNuSAC", "Lizard", "CoNIC", "NuCLS", "MoNuSeg", "DSB2018", "Folder",
+    "PanNuke", "CoNSeP", "CoNSePMerged", "MoNuSAC", "Lizard", "CoNIC", "NuCLS", "MoNuSeg", "DSB2018", "Folder",
     "DATASETS", "DatasetInfo", "available_datasets", "get_dataset", "open_dataset",
     "extract_patches", "iter_patches", "patch_grid",
     "check_leakage", "find_leaks", "read_lizard_info", "reader_keys", "LeakageWarning",

@@ -1,5 +1,19 @@
 """CoNSeP reader (colon, 40x, 1000x1000; label sets ``consep`` (7 classes) and ``consep4``).
 
+Two kinds of label files exist, and the values cannot tell them apart:
+
+- **native** (``codes="native"``, the default; CoNSeP's own release): type codes 1..7 =
+  other, inflammatory, healthy epithelial, malignant epithelial, fibroblast, muscle,
+  endothelial;
+- **merged** (``codes="merged"``, or the registry dataset ``consep_merged``): files whose
+  codes were already merged into HoVer-Net's 4 classes, 1..4 = other, inflammatory,
+  epithelial, spindle-shaped (HoVer-Net's own training data, and ``shared/data/consep``).
+  Here 3 and 4 mean epithelial and spindle: read with the native table, every
+  spindle-shaped nucleus would silently become a malignant epithelial one. Merged
+  files are read only at ``consep4``, and a code above 4 is an error.
+
+Which kind a folder holds is never guessed from its values: say it.
+
 Layout::
 
     ROOT/Train/Images/train_1.png   (RGB or RGBA: the first 3 channels are used)
@@ -16,7 +30,7 @@ Rules:
   release). A ``.mat`` without ``inst_type``, and the legacy ``.npy`` labels, use the
   majority of the instance's ``type_map`` pixels (ties -> ``None``, class unknown).
 - Codes outside 1..7, or an id above ``len(inst_type)``, raise :class:`DatasetError`.
-- ``label_set="consep4"`` merges {3, 4} -> epithelial and {5, 6, 7} -> spindle.
+- ``label_set="consep4"`` merges {3, 4} -> epithelial and {5, 6, 7} -> spindle (native codes).
 - Instance ids are relabelled to 1..n in increasing order of the original ids.
 """
 
@@ -31,7 +45,8 @@ from .images import read_rgb
 from .instances import as_label_image, majority_vote, relabel_sequential
 from .record import Sample
 
-__all__ = ["CoNSeP", "CONSEP_CLASSES", "CONSEP4_CLASSES", "read_consep_labels"]
+__all__ = ["CoNSeP", "CoNSePMerged", "CONSEP_CLASSES", "CONSEP4_CLASSES", "MERGED4_CLASSES",
+           "read_consep_labels"]
 
 #: Native type code -> label name, label set ``consep``.
 CONSEP_CLASSES = {1: "other", 2: "inflammatory", 3: "healthy epithelial", 4: "malignant epithelial",
@@ -40,10 +55,16 @@ CONSEP_CLASSES = {1: "other", 2: "inflammatory", 3: "healthy epithelial", 4: "ma
 CONSEP4_CLASSES = {1: "other", 2: "inflammatory", 3: "epithelial", 4: "epithelial",
                    5: "spindle", 6: "spindle", 7: "spindle"}
 
+#: Code -> label name of files whose codes are already merged (``codes="merged"``), label set ``consep4``.
+MERGED4_CLASSES = {1: "other", 2: "inflammatory", 3: "epithelial", 4: "spindle"}
+#: ``codes=`` value -> (allowed label sets, {label set: code table}).
+_CODE_TABLES = {"native": {"consep": CONSEP_CLASSES, "consep4": CONSEP4_CLASSES},
+                "merged": {"consep4": MERGED4_CLASSES}}
+
 _SPLITS = {"train": "Train", "test": "Test"}
 
 
-def read_consep_labels(path, *, shape=None) -> tuple:
+def read_consep_labels(path, *, shape=None, codes: str = "native") -> tuple:
     """Read a CoNSeP label file.
 
     Parameters
@@ -52,6 +73,9 @@ def read_consep_labels(path, *, shape=None) -> tuple:
         ``.mat`` (MAT v5) or legacy ``.npy`` (H, W, 2).
     shape : tuple, optional
         Expected (H, W).
+    codes : {"native", "merged"}
+        Which codes the file holds (1..7, or HoVer-Net's merged 1..4); codes outside
+        that range are an error.
 
     Returns
     -------
@@ -64,6 +88,8 @@ def read_consep_labels(path, *, shape=None) -> tuple:
     DatasetError
         Unreadable file, missing ``inst_map``, wrong shapes, unknown codes (naming the file).
     """
+    if codes not in _CODE_TABLES:
+        raise ValueError(f"consep: codes must be 'native' or 'merged', got {codes!r}")
     path = Path(path)
     if path.suffix.lower() == ".npy":
         try:
@@ -74,7 +100,7 @@ def read_consep_labels(path, *, shape=None) -> tuple:
             raise DatasetError(f"{path}: expected legacy labels of shape (H, W, 2), got {arr.shape}")
         inst = as_label_image(arr[..., 0], source=path, shape=shape)
         types = as_label_image(arr[..., 1], source=path)
-        codes = majority_vote(inst, types)
+        found = majority_vote(inst, types)
     else:
         from scipy.io import loadmat
 
@@ -95,20 +121,21 @@ def read_consep_labels(path, *, shape=None) -> tuple:
             if ids.size and ids[-1] > it.size:
                 raise DatasetError(f"{path}: instance id {int(ids[-1])} has no row in inst_type "
                                    f"({it.size} rows)")
-            codes = {int(i): int(it[i - 1]) for i in ids}
+            found = {int(i): int(it[i - 1]) for i in ids}
         elif "type_map" in mat:
             types = as_label_image(mat["type_map"], source=path, shape=inst.shape)
-            codes = majority_vote(inst, types)
+            found = majority_vote(inst, types)
         else:
             raise DatasetError(f"{path}: CoNSeP labels have neither 'inst_type' nor 'type_map'")
     ids = np.unique(inst)
     for i in ids[ids > 0]:
-        codes.setdefault(int(i), None)
-    bad = sorted({c for c in codes.values() if c is not None and c not in CONSEP_CLASSES})
+        found.setdefault(int(i), None)
+    table = MERGED4_CLASSES if codes == "merged" else CONSEP_CLASSES
+    bad = sorted({c for c in found.values() if c is not None and c not in table})
     if bad:
-        raise DatasetError(f"{path}: unknown CoNSeP class codes {bad}; known codes 1..7 "
-                           f"({', '.join(CONSEP_CLASSES.values())})")
-    return inst, codes
+        raise DatasetError(f"{path}: unknown CoNSeP class codes {bad} for {codes} codes; known codes "
+                           f"1..{len(table)} ({', '.join(table.values())})")
+    return inst, found
 
 
 class CoNSeP(Reader):
@@ -121,6 +148,9 @@ class CoNSeP(Reader):
     split : {"train", "test"}, optional
         Default: both.
     label_set : {"consep", "consep4"}
+    codes : {"native", "merged"}
+        What the files' type codes mean (module docstring): CoNSeP's own 7 codes, or
+        HoVer-Net's 4 merged ones (then only ``label_set="consep4"``).
 
     Raises
     ------
@@ -130,14 +160,18 @@ class CoNSeP(Reader):
 
     dataset = "consep"
 
-    def __init__(self, root, *, split=None, label_set: str = "consep"):
-        if label_set not in ("consep", "consep4"):
-            raise ValueError(f"consep: unknown label set {label_set!r}; use 'consep' or 'consep4'")
+    def __init__(self, root, *, split=None, label_set: str = "consep", codes: str = "native"):
+        if codes not in _CODE_TABLES:
+            raise ValueError(f"consep: codes must be 'native' or 'merged', got {codes!r}")
+        if label_set not in _CODE_TABLES[codes]:
+            allowed = " or ".join(repr(k) for k in _CODE_TABLES[codes])
+            raise ValueError(f"consep: label set {label_set!r} cannot be read from {codes} codes; use {allowed}")
+        self.codes = codes
         root = require_dir(root, what="CoNSeP folder")
         if not any((root / d).is_dir() for d in _SPLITS.values()) and (root / "CoNSeP").is_dir():
             root = root / "CoNSeP"
         super().__init__(root, label_set=label_set)
-        self._table = CONSEP_CLASSES if label_set == "consep" else CONSEP4_CLASSES
+        self._table = _CODE_TABLES[codes][label_set]
         if split is not None and str(split).lower() not in _SPLITS:
             raise ValueError(f"consep: split must be 'train' or 'test', got {split!r}")
         splits = [str(split).lower()] if split is not None else list(_SPLITS)
@@ -163,12 +197,22 @@ class CoNSeP(Reader):
     def _read(self, index: int) -> Sample:
         split, ipath, lpath = self._items[index]
         img = read_rgb(ipath)
-        inst, codes = read_consep_labels(lpath, shape=img.shape)
+        inst, codes = read_consep_labels(lpath, shape=img.shape, codes=self.codes)
         labels, old = relabel_sequential(inst)
         classes = {}
         for k, o in enumerate(old, start=1):
             c = codes[int(o)]
             classes[k] = None if c is None else self._table[c]
         meta = {"dataset": self.dataset, "name": ipath.stem, "source": str(ipath), "labels_file": str(lpath),
-                "split": split, "tissue": "colon", "mpp": None, "magnification": 40}
+                "split": split, "tissue": "colon", "mpp": None, "magnification": 40, "codes": self.codes}
         return Sample(image=img, labels=labels, classes=classes, label_set=self.label_set, ignore=None, meta=meta)
+
+
+class CoNSePMerged(CoNSeP):
+    """CoNSeP files whose type codes are HoVer-Net's 4 merged classes (``codes="merged"``).
+
+    The registry's ``consep_merged``: label set ``consep4`` only (see the module docstring).
+    """
+
+    def __init__(self, root, *, split=None, label_set: str = "consep4"):
+        super().__init__(root, split=split, label_set=label_set, codes="merged")

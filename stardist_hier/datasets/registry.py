@@ -82,7 +82,15 @@ DATASETS = MappingProxyType({d.name: d for d in (
         "colon, 40x, 41 images 1000x1000 (27 train, 14 test), 7 classes (or the 4-class merge)",
         "https://warwick.ac.uk/fac/cross_fac/tia/data/hovernet/",
         "Unzip consep.zip: ROOT/{Train,Test}/Images/*.png and ROOT/{Train,Test}/Labels/*.mat.",
-        "research use (license not stated)"),
+        "Apache-2.0 (TIA Centre, University of Warwick)"),
+    DatasetInfo(
+        "consep_merged", "consep:CoNSePMerged", ("consep4",),
+        "CoNSeP as HoVer-Net trains on it: the type codes in the files are already its 4 merged classes "
+        "(1 other, 2 inflammatory, 3 epithelial, 4 spindle-shaped)",
+        "https://warwick.ac.uk/fac/cross_fac/tia/data/hovernet/",
+        "CoNSeP's layout (ROOT/{Train,Test}/Images/*.png, ROOT/{Train,Test}/Labels/*.mat) with merged codes; "
+        "for CoNSeP's own release (codes 1..7) use 'consep'.",
+        "Apache-2.0 (TIA Centre, University of Warwick)"),
     DatasetInfo(
         "monusac", "monusac:MoNuSAC", ("monusac",),
         "lung, prostate, kidney, breast; 40x; 4 classes plus Ambiguous ignore regions",
