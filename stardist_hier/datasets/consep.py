@@ -214,5 +214,7 @@ class CoNSePMerged(CoNSeP):
     The registry's ``consep_merged``: label set ``consep4`` only (see the module docstring).
     """
 
+    dataset = "consep_merged"
+
     def __init__(self, root, *, split=None, label_set: str = "consep4"):
         super().__init__(root, split=split, label_set=label_set, codes="merged")

@@ -94,3 +94,65 @@ def test_missing_files(consep_root, tmp_path):
         CoNSeP(empty)
     with pytest.raises(ValueError):
         CoNSeP(root, split="val")
+
+
+# ---------------------------------------------------------------- files with merged codes (shared/data/consep)
+@pytest.fixture
+def merged_root(shared_data):
+    root = shared_data / "consep"
+    if not root.is_dir():
+        pytest.skip(f"CoNSeP sample data not found at {root}")
+    return root
+
+
+def _counts(ds):
+    from collections import Counter
+
+    c = Counter()
+    for s in ds:
+        c.update(s.classes.values())
+    return c
+
+
+def test_merged_codes_class_counts(merged_root):
+    """The README of shared/data/consep: 932 / 5,579 / 8,751 / 9,070 nuclei, 27 train + 14 test tiles."""
+    from stardist_hier.datasets import open_dataset
+
+    train = open_dataset("consep_merged", merged_root, split="train")
+    test = open_dataset("consep_merged", merged_root, split="test")
+    assert (len(train), len(test)) == (27, 14)
+    total = _counts(train) + _counts(test)
+    assert dict(total) == {"other": 932, "inflammatory": 5579, "epithelial": 8751, "spindle": 9070}
+    assert sum(total.values()) == 24332
+    s = test[test.names().index("test_1")]
+    assert s.labels.max() == 865 and len(s.classes) == 865 and s.label_set == "consep4"
+    assert s.meta["codes"] == "merged"
+
+
+def test_native_tables_would_mislabel_merged_files(merged_root):
+    """Read with CoNSeP's native tables, these files raise no error, but every spindle nucleus turns epithelial."""
+    merged = _counts(CoNSeP(merged_root, split="test", label_set="consep4", codes="merged"))
+    native4 = _counts(CoNSeP(merged_root, split="test", label_set="consep4"))
+    assert merged["spindle"] > 0 and native4["spindle"] == 0
+    assert native4["epithelial"] == merged["epithelial"] + merged["spindle"]
+    native7 = _counts(CoNSeP(merged_root, split="test"))
+    assert native7["malignant epithelial"] == merged["spindle"] and "fibroblast" not in native7
+
+
+def test_merged_codes_only_at_consep4(tmp_path, consep_root):
+    root, _, _ = consep_root
+    with pytest.raises(ValueError, match="cannot be read from merged codes"):
+        CoNSeP(root, label_set="consep", codes="merged")
+    with pytest.raises(ValueError, match="codes must be"):
+        CoNSeP(root, codes="hovernet")
+
+
+def test_merged_code_above_4_names_the_file(consep_root):
+    from scipy.io import savemat
+
+    root, _, inst = consep_root  # the fixture's train tile carries codes up to 7
+    mat = root / "CoNSeP" / "Train" / "Labels" / "train_1.mat"
+    savemat(mat, {"inst_map": inst, "inst_type": np.array([[4], [5], [2], [1]])})
+    with pytest.raises(DatasetError) as e:
+        CoNSeP(root, split="train", label_set="consep4", codes="merged")[0]
+    assert str(mat) in str(e.value) and "[5]" in str(e.value)
