@@ -33,6 +33,8 @@ def main(argv=None) -> int:
     p.add_argument("--config", type=Path, default=HERE / "he_consep_only.yaml")
     p.add_argument("--out", type=Path, default=Path("runs/stardist_consep"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tune-only", action="store_true",
+                   help="only tune the thresholds of the model already in OUT (e.g. after an interrupted run)")
     args = p.parse_args(argv)
 
     import keras
@@ -46,6 +48,10 @@ def main(argv=None) -> int:
     train, val = data.train["consep"], data.val["consep"]
     m = cfg.model
     (ep,) = cfg.episodes
+    if args.tune_only:
+        model = StarDist2D(None, name="stardist_consep", basedir=str(args.out))
+        model.optimize_thresholds(val.X, val.Y)
+        return 0
     keras.utils.set_random_seed(args.seed)
     conf = Config2D(n_rays=m["n_rays"], grid=tuple(m["grid"]), n_channel_in=3, n_classes=len(CLASS_IDS),
                     unet_n_depth=m["unet_n_depth"], unet_n_filter_base=m["unet_n_filter_base"],

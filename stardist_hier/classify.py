@@ -4,8 +4,15 @@ The network predicts a softmax over background and the tree's leaves at every pi
 of its output grid. An instance's class is decided from the probabilities
 *aggregated over its pixels* (:func:`aggregate_instance_probabilities`), then read at
 any level of the tree: the leaf, the probability of every node, the label of any
-dataset's label set (:func:`label_decisions`), or the deepest confident node
-(:func:`abstain_to_ancestor`).
+dataset's label set (:func:`label_decisions`, :func:`label_set_decisions`), or the
+deepest confident node (:func:`abstain_to_ancestor`).
+
+A label set need not cover the whole tree (MoNuSAC has no label for fibroblasts): the
+probability of the leaves that no label covers is the mass *outside the label set*.
+It competes with the labels, so a nucleus whose most probable leaf is outside the set
+is labelled :data:`OUTSIDE` rather than forced onto the nearest label; with an
+abstention threshold, a nucleus whose best label (or outside mass) does not reach it,
+given that it is a nucleus, is labelled :data:`UNCERTAIN`.
 """
 
 from __future__ import annotations
@@ -14,8 +21,13 @@ import numpy as np
 
 from .tree import ClassTree, LabelSet
 
-__all__ = ["aggregate_instance_probabilities", "leaf_decisions", "label_decisions",
-           "abstain_to_ancestor"]
+__all__ = ["aggregate_instance_probabilities", "leaf_decisions", "label_decisions", "label_set_decisions",
+           "LabelSetDecisions", "outside_probability", "abstain_to_ancestor", "OUTSIDE", "UNCERTAIN"]
+
+#: The label of a nucleus whose probability is mostly on leaves the label set does not cover.
+OUTSIDE = "outside label set"
+#: The label of a nucleus whose best label at a label set is below the abstention threshold.
+UNCERTAIN = "uncertain"
 
 
 def aggregate_instance_probabilities(labels, coords, values, n_instances, *, fallback=None):
@@ -70,21 +82,97 @@ def leaf_decisions(class_prob, tree: ClassTree):
     return idx, [tree.leaves[i - 1] for i in idx]
 
 
+def outside_probability(class_prob, label_set: LabelSet) -> np.ndarray:
+    """Summed probability of the leaves no label of ``label_set`` covers, ``(n,)`` (0 for a full cover)."""
+    p = np.asarray(class_prob, np.float64)
+    tree = label_set.tree
+    if p.shape[-1] != tree.n_classes + 1:
+        raise ValueError(f"class_prob has {p.shape[-1]} channels, expected {tree.n_classes + 1}")
+    covered = label_set.covered_leaves()
+    cols = [tree.leaf_index(leaf) for leaf in tree.leaves if leaf not in covered]
+    return p[:, cols].sum(axis=1) if cols else np.zeros(p.shape[0])
+
+
+class LabelSetDecisions:
+    """Every nucleus's label at one label set (see :func:`label_set_decisions`).
+
+    Attributes
+    ----------
+    label_set : LabelSet
+    names : list of str
+        The most probable of the set's labels and :data:`OUTSIDE` (the mass of the
+        leaves no label covers).
+    prob : ndarray, (n,)
+        Probability of that label (or of the outside mass), background included in the
+        whole: the columns of the table.
+    outside : ndarray, (n,)
+        Probability of the leaves outside the label set.
+    label_prob : ndarray, (n, len(label_set) + 1)
+        Column 0 background, column ``k`` label ``label_set.labels[k-1]``.
+    conditional : ndarray, (n,)
+        ``prob`` given that the object is a nucleus (``prob / (1 - p_background)``),
+        what the abstention threshold is compared with.
+    abstained : list of str or None
+        With a threshold: ``names``, or :data:`UNCERTAIN` where ``conditional`` is below it.
+    """
+
+    def __init__(self, label_set, names, prob, outside, label_prob, conditional, abstained):
+        self.label_set, self.names, self.prob, self.outside = label_set, names, prob, outside
+        self.label_prob, self.conditional, self.abstained = label_prob, conditional, abstained
+
+    def __len__(self):
+        return len(self.names)
+
+
+def label_set_decisions(class_prob, label_set: LabelSet, *, abstain: float | None = None) -> LabelSetDecisions:
+    """Label of every instance at a label set, with the mass outside it and optional abstention.
+
+    Parameters
+    ----------
+    class_prob : array_like, (n, n_classes + 1)
+        Leaf probabilities, column 0 background.
+    label_set : LabelSet
+    abstain : float, optional
+        Threshold in (0, 1]: a nucleus whose chosen label has a nucleus-conditional
+        probability below it is :data:`UNCERTAIN` in ``abstained``.
+
+    Returns
+    -------
+    LabelSetDecisions
+    """
+    if abstain is not None and not (0 < abstain <= 1):
+        raise ValueError(f"abstain threshold must be in (0, 1], got {abstain}")
+    lp = label_set.label_probabilities(class_prob)
+    n = lp.shape[0]
+    outside = outside_probability(class_prob, label_set).astype(np.float64)
+    if n == 0:
+        return LabelSetDecisions(label_set, [], np.zeros(0), outside, lp, np.zeros(0), [] if abstain else None)
+    cand = np.concatenate([lp[:, 1:].astype(np.float64), outside[:, None]], axis=1)
+    k = np.argmax(cand, axis=1)  # ties go to the label (it comes first)
+    names = [OUTSIDE if i == len(label_set) else label_set.labels[i] for i in k]
+    prob = cand[np.arange(n), k]
+    nucleus = np.maximum(1.0 - np.asarray(class_prob, np.float64)[:, 0], 1e-12)
+    cond = np.clip(prob / nucleus, 0.0, 1.0)
+    abstained = None
+    if abstain is not None:
+        abstained = [nm if c >= abstain else UNCERTAIN for nm, c in zip(names, cond)]
+    return LabelSetDecisions(label_set, names, prob, outside, lp, cond, abstained)
+
+
 def label_decisions(class_prob, label_set: LabelSet):
     """Label of every instance at a dataset's label set, from summed leaf probabilities.
 
     Returns
     -------
     names : list of str
-        The label with the largest summed probability (background excluded).
+        The label with the largest summed probability (background excluded), or
+        :data:`OUTSIDE` when the leaves no label covers hold more (see
+        :func:`label_set_decisions`).
     label_prob : ndarray, (n, len(label_set) + 1)
         Column 0 background, column ``k`` label ``label_set.labels[k-1]``.
     """
-    lp = label_set.label_probabilities(class_prob)
-    if lp.shape[0] == 0:
-        return [], lp
-    k = np.argmax(lp[:, 1:], axis=1)
-    return [label_set.labels[i] for i in k], lp
+    d = label_set_decisions(class_prob, label_set)
+    return d.names, d.label_prob
 
 
 def abstain_to_ancestor(class_prob, tree: ClassTree, threshold: float):

@@ -13,9 +13,10 @@ import importlib
 import os
 import signal
 import sys
+import warnings
 
 from .commands import COMMANDS
-from .errors import UserError
+from .errors import MAX_MESSAGE, UserError
 from .version import __version__
 
 
@@ -23,6 +24,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (exit code 2)."""
 
     def error(self, message):
+        message = " ".join(str(message).split())
+        if len(message) > MAX_MESSAGE:
+            message = message[: MAX_MESSAGE - 3] + "..."
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -61,18 +65,37 @@ def main(argv=None) -> int:
     _quiet_tensorflow()
     prog = f"stardist-hier {args.command}"
     previous = _terminate_as_interrupt()
+    saved_showwarning = warnings.showwarning
+    warnings.showwarning = _one_line_warning(prog)
     try:
         return int(args._run(args) or 0)
     except UserError as e:
         msg = " ".join(str(e).split()) or type(e).__name__
+        if len(msg) > MAX_MESSAGE:  # never an unbounded value on the terminal
+            msg = msg[: MAX_MESSAGE - 3] + "..."
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted; rerun to resume", file=sys.stderr)
         return 130
     finally:
+        warnings.showwarning = saved_showwarning
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line_warning(prog):
+    """``warnings.showwarning`` for the command line: ``PROG: warning: MESSAGE`` on one line of stderr."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        if len(text) > MAX_MESSAGE:
+            text = text[: MAX_MESSAGE - 3] + "..."
+        try:
+            print(f"{prog}: warning: {text}", file=file if file is not None else sys.stderr)
+        except (OSError, ValueError):
+            pass
+
+    return show
 
 
 def _terminate_as_interrupt():

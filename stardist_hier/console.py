@@ -69,10 +69,12 @@ def progress(iterable=None, *, total=None, desc=None, verbose: int = 1, unit="it
     """One progress bar on stderr for a phase (nothing when ``verbose`` is 0).
 
     On a terminal a ``tqdm`` bar; otherwise (a log file, a pipe) plain lines without
-    carriage returns or ANSI codes: at most one every 30 s, and one when the phase ends.
+    carriage returns or ANSI codes: at most one every 30 s, and one when the phase ends
+    (with ``leave=False``, a sub-phase: only when it printed a line before, so that many
+    short sub-phases stay quiet).
     """
     if verbose and not is_terminal():
-        return _PlainProgress(iterable, total=total, desc=desc, unit=unit)
+        return _PlainProgress(iterable, total=total, desc=desc, unit=unit, leave=kwargs.get("leave", True))
     from tqdm.auto import tqdm
 
     opts = dict(total=total, desc=desc, unit=unit, disable=not verbose, file=sys.stderr, leave=True,
@@ -86,8 +88,9 @@ class _PlainProgress:
 
     interval = 30.0
 
-    def __init__(self, iterable=None, *, total=None, desc=None, unit="it", file=None):
+    def __init__(self, iterable=None, *, total=None, desc=None, unit="it", file=None, leave=True):
         self.iterable, self.total, self.desc, self.unit = iterable, total, desc or "progress", unit
+        self.leave, self.emitted = bool(leave), False
         if self.total is None and iterable is not None and hasattr(iterable, "__len__"):
             self.total = len(iterable)
         self.file = file if file is not None else sys.stderr
@@ -114,6 +117,7 @@ class _PlainProgress:
     def _emit(self):
         print(self._line(), file=self.file, flush=True)
         self.last = time.time()
+        self.emitted = True
 
     def update(self, n=1):
         self.n += n
@@ -133,7 +137,8 @@ class _PlainProgress:
         if not self.closed:
             self.closed = True
             self.postfix = "done"
-            self._emit()
+            if self.leave or self.emitted:
+                self._emit()
 
 
 def write(msg: str, *, file=None) -> None:
@@ -148,7 +153,8 @@ def quiet_stardist(verbose: int = 1):
     """Hold back StarDist's/CSBDeep's status prints and Keras's ``shuffle`` warning (unless ``verbose >= 2``).
 
     Only Python-level ``sys.stdout`` is redirected (what ``print`` writes); progress bars on
-    stderr are left alone. On an exception the held-back text is written to stderr.
+    stderr are left alone. On an internal error (not a :class:`~stardist_hier.errors.UserError`,
+    whose one line says it all, nor Ctrl-C) the held-back text is written to stderr.
     """
     if verbose >= 2:
         yield
@@ -160,7 +166,11 @@ def quiet_stardist(verbose: int = 1):
         try:
             with contextlib.redirect_stdout(buf):
                 yield
-        except BaseException:
+        except BaseException as e:
+            from .errors import UserError
+
+            if isinstance(e, (UserError, KeyboardInterrupt)):  # one line says it all (the error policy)
+                raise
             text = buf.getvalue()
             if text.strip():
                 sys.stderr.write(text if text.endswith("\n") else text + "\n")

@@ -14,7 +14,11 @@ finds them all.
 
 from __future__ import annotations
 
-__all__ = ["UserError", "InputError", "ModelFolderError", "RunFolderError", "did_you_mean"]
+__all__ = ["UserError", "InputError", "ModelFolderError", "RunFolderError", "did_you_mean", "shorten",
+           "MAX_MESSAGE"]
+
+#: Longest error message the command line prints (characters); longer ones are cut with "...".
+MAX_MESSAGE = 2000
 
 
 class UserError(ValueError):
@@ -37,5 +41,26 @@ def did_you_mean(key: str, allowed) -> str:
     """``" (did you mean 'x'?)"`` for the closest allowed name, or ``""``."""
     import difflib
 
-    close = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=1, cutoff=0.6)
+    key = str(key)
+    if len(key) > 200:  # difflib is quadratic; no typo is that long
+        return ""
+    close = difflib.get_close_matches(key, [str(a) for a in allowed], n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def shorten(value, limit: int = 80) -> str:
+    """``repr(value)`` bounded in length, nesting and items (for error messages).
+
+    Containers show their first items and ``...``; strings are cut with ``...``, so a
+    message never carries an unbounded value (a huge or deeply nested config entry).
+    """
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxdict, r.maxlist, r.maxtuple, r.maxset = 3, 6, 6, 6, 6
+    r.maxstring = r.maxother = r.maxlong = max(8, int(limit))
+    try:
+        text = r.repr(value)
+    except Exception:  # noqa: BLE001 - a value whose repr fails
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: max(0, limit - 3)] + "..."

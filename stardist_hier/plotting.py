@@ -30,6 +30,10 @@ __all__ = ["Panel", "label_colors", "node_colors", "render_overlay", "overlay_fi
 
 #: Colour of nuclei without a class (segmentation-only models, unknown labels).
 UNCLASSIFIED_COLOR = (255, 255, 0)
+#: Colour of nuclei labelled "outside label set" (their most probable leaves are in no label of the set).
+OUTSIDE_COLOR = (150, 150, 150)
+#: Colour of nuclei labelled "uncertain" (best label below the abstention threshold).
+UNCERTAIN_COLOR = (90, 90, 90)
 
 #: Distinct fallback colours (Tableau 10) for labels whose tree colours collide.
 _DISTINCT = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -42,7 +46,7 @@ def node_colors(tree, nodes=None) -> dict:
     return {n: tuple(tree.color(n)) for n in (tree.nodes if nodes is None else nodes)}
 
 
-def label_colors(label_set) -> dict:
+def label_colors(label_set, *, decisions: bool = False) -> dict:
     """A distinct ``(r, g, b)`` colour (0-255) for every label of a label set.
 
     A label naming one tree node takes that node's colour; a union of nodes takes the
@@ -53,6 +57,10 @@ def label_colors(label_set) -> dict:
     Parameters
     ----------
     label_set : LabelSet
+    decisions : bool
+        Also colour the two decisions that are not labels of the set,
+        :data:`stardist_hier.classify.OUTSIDE` and :data:`~stardist_hier.classify.UNCERTAIN`
+        (two greys, last).
 
     Returns
     -------
@@ -68,6 +76,11 @@ def label_colors(label_set) -> dict:
             c = next((p for p in _DISTINCT if p not in used), c)
         out[lab] = c
         used.add(c)
+    if decisions:
+        from .classify import OUTSIDE, UNCERTAIN
+
+        out.setdefault(OUTSIDE, OUTSIDE_COLOR)
+        out.setdefault(UNCERTAIN, UNCERTAIN_COLOR)
     return out
 
 

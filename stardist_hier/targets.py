@@ -116,11 +116,19 @@ def encode_image(labels: np.ndarray, classes, label_set: LabelSet, *, leaf_weigh
         raise LabelSetError(
             f"{where}: instance ids {missing[:10]}{' ...' if len(missing) > 10 else ''} have no class "
             f"(every positive id of the label image needs an entry; use None to ignore an instance)")
+    # the table runs to the largest id in the image: entries of ids absent from it are checked
+    # but need no row (an id of 10**12 would otherwise allocate terabytes)
     max_id = int(ids.max()) if len(ids) else 0
-    max_id = max([max_id] + [int(k) for k in classes.keys()])
     label_of_id = np.zeros(max_id + 1, np.int32)
     for inst, lab in classes.items():
         if int(inst) <= 0:
+            continue
+        if int(inst) > max_id:
+            if lab is not None:
+                try:
+                    label_set.index(lab)
+                except LabelSetError as e:
+                    raise LabelSetError(f"{where}, instance {int(inst)}: {e}") from None
             continue
         if lab is None:
             label_of_id[int(inst)] = -1

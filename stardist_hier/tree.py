@@ -22,7 +22,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, shorten
 
 __all__ = [
     "ClassTree",
@@ -39,6 +39,9 @@ __all__ = [
 IGNORE = "ignore"
 
 BACKGROUND = "background"
+
+#: Deepest class tree accepted (levels below the root); real trees have a handful.
+MAX_TREE_DEPTH = 50
 
 
 LABEL_SET_KEYS = ("labels", "codes", "weights", "name")
@@ -88,15 +91,25 @@ class ClassTree:
         roots = [n for n, p in parents.items() if p is None]
         if len(roots) != 1:
             raise TreeError(f"class tree must have exactly one root, found {len(roots)}: {roots}")
-        # cycle check: walking up from every node must reach the root
+        # cycle check: walking up from every node must reach the root (and not too far)
+        depth = {}
         for node in parents:
+            path = [node]
             seen = {node}
             p = parents[node]
-            while p is not None:
+            while p is not None and p not in depth:
                 if p in seen:
                     raise TreeError(f"class tree has a cycle through node {p!r}")
                 seen.add(p)
+                path.append(p)
                 p = parents[p]
+            d = -1 if p is None else depth[p]
+            for n in reversed(path):
+                d += 1
+                depth[n] = d
+                if d > MAX_TREE_DEPTH:
+                    raise TreeError(f"class tree is more than {MAX_TREE_DEPTH} levels deep (at node "
+                                    f"{shorten(n)}); refused")
         self._parent = parents
         self._root = roots[0]
         self._children: dict[str, list[str]] = {n: [] for n in parents}
@@ -105,13 +118,11 @@ class ClassTree:
                 self._children[parent].append(node)
         # depth-first pre-order: nodes, and leaves in that order
         order: list[str] = []
-
-        def visit(n):
+        todo = [self._root]
+        while todo:  # iterative: no recursion limit
+            n = todo.pop()
             order.append(n)
-            for c in self._children[n]:
-                visit(c)
-
-        visit(self._root)
+            todo.extend(reversed(self._children[n]))
         self._nodes = tuple(order)
         self._leaves = tuple(n for n in order if not self._children[n])
         if self._leaves == (self._root,):
@@ -161,30 +172,34 @@ class ClassTree:
 
         def add(name, parent):
             if not isinstance(name, str):
-                raise TreeError(f"class tree: node names must be strings, got {name!r}")
+                raise TreeError(f"class tree: node names must be strings, got {shorten(name)}")
             if name in parents:
-                raise TreeError(f"class tree: duplicate node name {name!r}")
+                raise TreeError(f"class tree: duplicate node name {shorten(name)}")
             parents[name] = parent
 
-        def walk(name, sub, parent):
+        (root, sub), = d.items()
+        todo = [(root, sub, None, 0)]  # iterative, depth-first pre-order (no recursion limit)
+        while todo:
+            name, sub, parent, level = todo.pop()
             add(name, parent)
+            if level > MAX_TREE_DEPTH:
+                raise TreeError(f"class tree is more than {MAX_TREE_DEPTH} levels deep (at node "
+                                f"{shorten(name)}); refused")
+            children = []
             if sub is None:
-                return
-            if isinstance(sub, Mapping):
-                for k, v in sub.items():
-                    walk(k, v, name)
+                pass
+            elif isinstance(sub, Mapping):
+                children = [(k, v) for k, v in sub.items()]
             elif isinstance(sub, (list, tuple)):
                 for item in sub:
                     if isinstance(item, Mapping):
-                        for k, v in item.items():
-                            walk(k, v, name)
+                        children += [(k, v) for k, v in item.items()]
                     else:
-                        walk(item, None, name)
+                        children.append((item, None))
             else:
-                raise TreeError(f"class tree: children of {name!r} must be a mapping, list or null, got {sub!r}")
-
-        (root, sub), = d.items()
-        walk(root, sub, None)
+                raise TreeError(f"class tree: children of {shorten(name)} must be a mapping, list or null, "
+                                f"got {shorten(sub)}")
+            todo.extend((k, v, name, level + 1) for k, v in reversed(children))
         return cls(parents, colors=colors)
 
     @classmethod
@@ -449,8 +464,13 @@ class LabelSet:
         seen_lower = {}
         for label, target in labels.items():
             if not isinstance(label, str) or label == "":
-                raise LabelSetError(f"label set {self.name!r}: label names must be non-empty strings, got {label!r}")
+                raise LabelSetError(f"label set {self.name!r}: label names must be non-empty strings, "
+                                    f"got {shorten(label)}")
             key = label.strip().lower()
+            if key == BACKGROUND:
+                raise LabelSetError(f"label set {self.name!r}: a label cannot be named {label!r} (reserved: "
+                                    f"class index 0 and column 0 of every probability table are the background); "
+                                    f"rename it")
             if key in seen_lower:
                 raise LabelSetError(
                     f"label set {self.name!r}: duplicate label name {label!r} (also {seen_lower[key]!r})")
@@ -814,11 +834,15 @@ def _with_colors(tree_spec, colors):
     return {**{k: v for k, v in tree_spec.items() if k != COLORS_KEY}, COLORS_KEY: merged}
 
 
+class _FileNotFound(TreeError, FileNotFoundError):
+    """A taxonomy or tree file that does not exist (a user error, and a ``FileNotFoundError``)."""
+
+
 def _read_mapping(path) -> dict:
     """A JSON/YAML file's top-level mapping; duplicate keys refused (:class:`TreeError` naming the file)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise _FileNotFound(f"{path}: no such file")
     if path.suffix.lower() == ".json":
         def no_duplicates(pairs):
             seen = {}
@@ -830,10 +854,11 @@ def _read_mapping(path) -> dict:
 
         try:
             d = json.loads(path.read_text(), object_pairs_hook=no_duplicates)
-        except (OSError, UnicodeDecodeError, ValueError) as e:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
             if isinstance(e, TreeError):
                 raise
-            raise TreeError(f"{path}: could not parse: {e}") from None
+            why = "nested too deeply" if isinstance(e, RecursionError) else e
+            raise TreeError(f"{path}: could not parse: {why}") from None
     else:
         from .io import load_yaml
 

@@ -9,6 +9,7 @@ trains a model: validation fails first.
 
 import copy
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +92,15 @@ LABELS = _npy(np.array([[0, 1], [1, 0]], np.int32))
 PICKLED = _pickled({"inst_map": 1})
 CRAFTED = _pickled({"inst_map": _Payload(), "type_map": np.zeros((8, 8), np.int32)})
 RGB = _png(np.zeros((8, 8, 3), np.uint8))
+# a YAML "billion laughs": nine levels of nine aliases (a few hundred bytes, 9**9 values once expanded)
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+# a taxonomy whose tree is 60 levels deep (within the YAML depth bound, beyond the tree's)
+DEEP_TAX = "tree: " + "".join("{n%d: " % i for i in range(60)) + "null" + "}" * 60 + "\n"
+# the smallest NuCLS copy the reader opens (its label maps are read first)
+NUCLS_MIN = {"n/segmentation/test/images/x.png": RGB, "n/segmentation/test/labels/x.npy": LABELS}
+# harmonise rows open NUCLS_MIN; its pixels are never read: every row fails before
+HARM = ["harmonise", "--dataset", "nucls", "{d}/n", "--out", "{d}/o"]
 
 ROWS = [
     # ---------------------------------------------------------------- experiment: config values
@@ -189,11 +199,65 @@ ROWS = [
     ("bench-steps-zero", ["benchmark", "--steps", "0"], {}, ["--steps", "0"]),
     ("bench-seeds-repeated", ["benchmark", "--seeds", "1", "1", "--out", "{d}/b"], {}, ["--seeds", "1 1"]),
     ("bench-table", ["benchmark", "--table", "3"], {}, ["--table", "'3'"]),
+    # ---------------------------------------------------------------- issue 17: YAML, trees, label sets
+    ("exp-yaml-alias-bomb", EXP, {"cfg.yaml": BOMB}, ["cfg.yaml", "aliases"]),
+    ("exp-yaml-too-deep", EXP, {"cfg.yaml": "model: " + "[" * 100 + "]" * 100 + "\n"}, ["cfg.yaml", "nested"]),
+    ("exp-yaml-huge-value", EXP, {"cfg.yaml": cfg(model__train_learning_rate=list(range(50000)))},
+     ["train_learning_rate"]),
+    ("exp-taxonomy-alias-bomb", EXP, {"cfg.yaml": cfg(taxonomy="tax.yaml"), "tax.yaml": BOMB}, ["tax.yaml", "aliases"]),
+    ("exp-taxonomy-deep-tree", EXP, {"cfg.yaml": cfg(taxonomy="tax.yaml"), "tax.yaml": DEEP_TAX},
+     ["tax.yaml", "levels deep"]),
+    ("exp-taxonomy-background-label", EXP,
+     {"cfg.yaml": cfg(taxonomy="tax.yaml"), "tax.yaml": TAX_OK + "  two: {labels: {Background: a}}\n"},
+     ["tax.yaml", "'Background'", "reserved"]),
+    ("exp-heads-typo", EXP, {"cfg.yaml": cfg(model__hier_class_heads=["consep", "consepp"])},
+     ["hier_class_heads", "'consepp'", "did you mean 'consep'"]),
+    ("exp-patch-larger-than-images", EXP, {"cfg.yaml": cfg(model__train_patch_size=[128, 128])},
+     ["dataset 'C'", "64 x 64", "train_patch_size"]),
+    ("exp-patch-larger-check", EXP + ["--check"], {"cfg.yaml": cfg(model__train_patch_size=[128, 128])},
+     ["dataset 'C'", "train_patch_size"]),
+    ("exp-epochs-zero", EXP, {"cfg.yaml": cfg(episodes=[{"name": "fine", "datasets": "C", "epochs": 0}])},
+     ["episode 'fine'", "0"]),
+    ("exp-epochs-negative", EXP, {"cfg.yaml": cfg(episodes=[{"name": "fine", "datasets": "C", "epochs": -3}])},
+     ["episode 'fine'", "-3"]),
+    ("exp-steps-negative", EXP, {"cfg.yaml": cfg(training__steps_per_epoch=-5)}, ["steps_per_epoch", "-5"]),
+    ("datasets-taxonomy-alias-bomb", ["datasets", "list", "--taxonomy", "{d}/tax.yaml"], {"tax.yaml": BOMB},
+     ["tax.yaml", "aliases"]),
+    ("datasets-taxonomy-deep-tree", ["datasets", "list", "--taxonomy", "{d}/tax.yaml"], {"tax.yaml": DEEP_TAX},
+     ["tax.yaml", "levels deep"]),
+    ("datasets-nucls-label-map-string-key", ["datasets", "verify", "nucls", "{d}/n"],
+     {**NUCLS_MIN, "n/segmentation/label_map.yaml": "'1': Non-Tumor\n2: Tumor\n"},
+     ["{d}/n/segmentation/label_map.yaml", "'1'", "not an integer"]),
+    ("datasets-nucls-label-map-bool-key", ["datasets", "verify", "nucls", "{d}/n"],
+     {**NUCLS_MIN, "n/segmentation/label_map.yaml": "true: Non-Tumor\n2: Tumor\n"},
+     ["{d}/n/segmentation/label_map.yaml", "True", "not an integer"]),
+    ("datasets-nucls-label-map-float-key", ["datasets", "verify", "nucls", "{d}/n"],
+     {**NUCLS_MIN, "n/segmentation/label_map.yaml": "1.7: Non-Tumor\n2: Tumor\n"},
+     ["{d}/n/segmentation/label_map.yaml", "1.7", "not an integer"]),
+    ("datasets-nucls-label-map-bomb", ["datasets", "verify", "nucls", "{d}/n"],
+     {**NUCLS_MIN, "n/segmentation/label_map.yaml": BOMB}, ["{d}/n/segmentation/label_map.yaml", "aliases"]),
+    ("eval-verbose-still-checks", ["evaluate", "-v", "--pred", "{d}/p", "--gt", "{d}/g", "--out", "{d}/o",
+                                   "--radius", "-5"], {}, ["--radius", "-5"]),
+    # ---------------------------------------------------------------- harmonise
+    ("harm-label-set-not-on-tree", HARM + ["--label-sets", "nucls4", "tumour"], NUCLS_MIN,
+     ["'tumour'", "not a label set on the class tree"]),
+    ("harm-export-not-on-tree", HARM + ["--export", "nucls9"], NUCLS_MIN, ["'nucls9'", "not a label set"]),
+    ("harm-model-other-tree", HARM + ["--model", "{d}/m"],
+     {**NUCLS_MIN, "m/config.json": '{"hier_tree": {"nucleus": {"a": null, "b": null}}}'}, ["{d}/m", "class tree differs"]),
+    ("harm-model-missing", HARM + ["--model", "{d}/m"], NUCLS_MIN, ["{d}/m", "not a model folder"]),
+    ("harm-overlap", HARM + ["--dataset", "nucls", "{d}/n", "split=test"], NUCLS_MIN, ["overlap", "nucls/x"]),
+    ("harm-out-exists", HARM, {**NUCLS_MIN, "o": None}, ["{d}/o", "exists"]),
+    ("harm-dataset-option", ["harmonise", "--dataset", "nucls", "{d}/n", "splits=test", "--out", "{d}/o"], NUCLS_MIN,
+     ["--dataset", "'splits=test'"]),
+    ("harm-dataset-unknown", ["harmonise", "--dataset", "nuclx", "{d}/n", "--out", "{d}/o"], {}, ["'nuclx'"]),
+    ("harm-reader-label-set", ["harmonise", "--dataset", "nucls", "{d}/n", "label_set=pannuke", "--out", "{d}/o"],
+     NUCLS_MIN, ["nucls", "'pannuke'"]),
 ]
 
 # a few rows also run as a separate process (the real entry point)
 SUBPROCESS_ROWS = ("eval-threshold-nan", "datasets-unknown", "datasets-nucls-crafted", "demo-seed-negative",
-                   "bench-out-file")
+                   "harm-model-other-tree",
+                   "bench-out-file", "datasets-taxonomy-alias-bomb")
 
 
 def snapshot(folder) -> dict:
@@ -223,6 +287,7 @@ def _check(rc, err, fragments, tmp_path, before):
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1, err
     assert lines[0].startswith("stardist-hier ") and "error:" in lines[0]
+    assert len(lines[0]) <= 2300, len(lines[0])  # never an unbounded value (MAX_MESSAGE and the prefix)
     for f in fragments:
         assert f.replace("{d}", str(tmp_path)) in lines[0], (f, lines[0])
     assert snapshot(tmp_path) == before  # nothing written, nothing changed
@@ -254,3 +319,120 @@ def test_bad_input_subprocess(case, tmp_path):
     r = subprocess.run([sys.executable, "-m", "stardist_hier.cli", *argv], capture_output=True, text=True,
                        cwd=tmp_path, timeout=120)
     _check(r.returncode, r.stderr, fragments, tmp_path, before)
+
+
+# ------------------------------------------------------------------------ rows that need a model folder
+class Model:
+    """A copy of the untrained tiny model folder at this place of a row's files; ``edit(config)`` may
+    change its ``config.json`` (a dict), ``drop`` removes files from the copy."""
+
+    def __init__(self, edit=None, drop=()):
+        self.edit, self.drop = edit, drop
+
+
+def _unknown_key(c):
+    c["n_rayz"] = 3
+
+
+def _no_mpp(c):
+    c["hier_mpp"] = None
+
+
+IMG = _png(np.full((40, 48, 3), 200, np.uint8))
+PRED = ["predict", "{d}/in/a.png", "--model", "{d}/m", "--out", "{d}/o", "--quiet"]
+RECORD_OTHER = json.dumps({"made_by": "stardist-hier 0", "model_folder": "elsewhere",
+                           "options": {"model": "0" * 64, "label_sets": ["pannuke"]}})
+
+MODEL_ROWS = [
+    ("pred-prob-thresh", PRED + ["--prob-thresh", "2"], {"in/a.png": IMG, "m": Model()}, ["--prob-thresh", "'2'"]),
+    ("pred-nms-thresh", PRED + ["--nms-thresh", "-1"], {"in/a.png": IMG, "m": Model()}, ["--nms-thresh", "'-1'"]),
+    ("pred-context", PRED + ["--context", "-8"], {"in/a.png": IMG, "m": Model()}, ["--context", "'-8'"]),
+    ("pred-n-tiles", PRED + ["--n-tiles", "0", "0"], {"in/a.png": IMG, "m": Model()}, ["--n-tiles", "'0'"]),
+    ("pred-block-size", PRED + ["--block-size", "0"], {"in/a.png": IMG, "m": Model()}, ["--block-size", "'0'"]),
+    ("pred-workers-zero", PRED + ["--workers", "0"], {"in/a.png": IMG, "m": Model()}, ["--workers", "'0'"]),
+    ("pred-abstain", PRED + ["--abstain", "1.5"], {"in/a.png": IMG, "m": Model()}, ["--abstain", "'1.5'"]),
+    ("pred-taxonomy-missing", PRED + ["--label-set", "x", "--taxonomy", "{d}/nope.yaml"],
+     {"in/a.png": IMG, "m": Model()}, ["{d}/nope.yaml", "no such file"]),
+    ("pred-model-unknown-key", PRED, {"in/a.png": IMG, "m": Model(_unknown_key)},
+     ["{d}/m/config.json", "'n_rayz'", "did you mean 'n_rays'"]),
+    ("pred-model-config-deep", PRED, {"in/a.png": IMG, "m": Model(), "m/config.json": "[" * 100000 + "]" * 100000},
+     ["{d}/m/config.json"]),
+    ("pred-out-cannot-be-created", ["predict", "{d}/in/a.png", "--model", "{d}/m", "--out", "{d}/" + "x" * 300],
+     {"in/a.png": IMG, "m": Model()}, ["--out", "cannot be created"]),
+    ("pred-out-under-a-file", ["predict", "{d}/in/a.png", "--model", "{d}/m", "--out", "{d}/f/o"],
+     {"in/a.png": IMG, "m": Model(), "f": "a file"}, ["--out", "{d}/f is a file"]),
+    ("pred-labels-into-input-folder", ["predict", "{d}/in", "--model", "{d}/m", "--out", "{d}/in", "--format",
+                                       "labels"], {"in/a.tif": IMG, "m": Model()}, ["--out", "folder of the input"]),
+    ("pred-overlay-onto-input", ["predict", "{d}/in/overlay/a.png", "--model", "{d}/m", "--out", "{d}/in",
+                                 "--format", "overlay"], {"in/overlay/a.png": IMG, "m": Model()},
+     ["{d}/in/overlay/a.png", "would replace the input"]),
+    ("pred-input-dotdot-png", ["predict", "{d}/in/..png", "--model", "{d}/m", "--out", "{d}/o"],
+     {"in/..png": IMG, "m": Model()}, ["{d}/in/..png", "no usable output name"]),
+    ("pred-out-made-with-other-options", PRED + ["--resume"],
+     {"in/a.png": IMG, "m": Model(), "o/.stardist-hier-predict.json": RECORD_OTHER, "o/a.geojson": "{}"},
+     ["output folder {d}/o", "other options", "label_sets: ['pannuke'] -> ['leaves']"]),
+    ("pred-input-mpp-without-model-mpp", PRED + ["--input-mpp", "0.25"], {"in/a.png": IMG, "m": Model(_no_mpp)},
+     ["--input-mpp 0.25", "pixel size is unknown", "--mpp"]),
+    ("export-out-is-the-model", ["export", "{d}/m", "--to", "stardist", "--out", "{d}/m", "--force"],
+     {"m": Model()}, ["--out {d}/m", "never replaces a model folder"]),
+    ("export-out-holds-the-model", ["export", "{d}/models/m", "--to", "stardist", "--out", "{d}/models", "--force"],
+     {"models/m": Model()}, ["--out {d}/models", "never replaces a model folder"]),
+    ("export-out-other-model", ["export", "{d}/m", "--to", "stardist", "--out", "{d}/m2", "--force"],
+     {"m": Model(), "m2": Model()}, ["--out {d}/m2", "holds a stardist-hier model"]),
+    ("export-out-not-an-export", ["export", "{d}/m", "--to", "savedmodel", "--out", "{d}/docs", "--force"],
+     {"m": Model(), "docs/notes.txt": "mine"}, ["--out {d}/docs", "not an earlier export"]),
+    ("export-zip-not-an-export", ["export", "{d}/m", "--to", "qupath", "--out", "{d}/a.zip", "--force"],
+     {"m": Model(), "a.zip": b"PK not really"}, ["--out {d}/a.zip", "not an earlier QuPath export"]),
+    ("export-model-unknown-key", ["export", "{d}/m", "--to", "stardist", "--out", "{d}/e", "-v"],
+     {"m": Model(_unknown_key)}, ["{d}/m/config.json", "'n_rayz'"]),
+]
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory):
+    """An untrained tiny 3-channel model folder (config.json, weights, hier_weights.json; hier_mpp 0.5)."""
+    pytest.importorskip("tensorflow")
+    import contextlib
+    import io
+
+    from stardist_hier import Config2DHier, StarDist2DHier, default_taxonomy
+
+    base = tmp_path_factory.mktemp("cli_model")
+    cfg = Config2DHier(tree=default_taxonomy().tree, n_channel_in=3, n_rays=8, grid=(2, 2), unet_n_depth=1,
+                       unet_n_filter_base=4, net_conv_after_unet=8, train_patch_size=(32, 32), hier_mpp=0.5)
+    with contextlib.redirect_stdout(io.StringIO()):
+        m = StarDist2DHier(cfg, name="m", basedir=str(base))
+        m.keras_model.save_weights(str(m.logdir / "weights_best.h5"))
+    assert (m.logdir / "hier_weights.json").is_file()
+    return m.logdir
+
+
+def _setup_models(tmp_path, files, model_folder):
+    import shutil
+
+    plain = {}
+    for rel, content in files.items():
+        if isinstance(content, Model):
+            dest = tmp_path / rel
+            shutil.copytree(model_folder, dest)
+            if content.edit is not None:
+                c = json.loads((dest / "config.json").read_text())
+                content.edit(c)
+                (dest / "config.json").write_text(json.dumps(c))
+            for name in content.drop:
+                (dest / name).unlink()
+        else:
+            plain[rel] = content
+    return plain
+
+
+@pytest.mark.parametrize("case, argv, files, fragments", MODEL_ROWS, ids=[r[0] for r in MODEL_ROWS])
+def test_bad_input_with_a_model_folder(case, argv, files, fragments, tmp_path, capsys, monkeypatch, model_folder):
+    monkeypatch.chdir(tmp_path)
+    argv = _setup(tmp_path, argv, _setup_models(tmp_path, files, model_folder))
+    before = snapshot(tmp_path)
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse
+        rc = e.code
+    _check(rc, capsys.readouterr().err, fragments, tmp_path, before)

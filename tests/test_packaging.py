@@ -74,10 +74,10 @@ def test_metadata_is_complete_and_consistent():
     # PEP 639: the licence is the SPDX expression; PyPI rejects uploads that also carry License :: classifiers
     assert not [c for c in classifiers if c.startswith("License ::")]
     versions = sorted(c.rsplit(" ", 1)[-1] for c in classifiers if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c))
-    assert versions == ["3.10", "3.11", "3.12"]
+    assert versions == ["3.11"]  # only what CI tests (issue 17)
     spec = SpecifierSet(opts["python_requires"])
     assert all(spec.contains(v) for v in versions)  # every advertised version is allowed ...
-    assert not spec.contains("3.9") and not spec.contains("3.13")  # ... and only those
+    assert not spec.contains("3.10") and not spec.contains("3.12")  # ... and only those
     assert spec.contains(f"{sys.version_info.major}.{sys.version_info.minor}")
 
 
@@ -88,6 +88,28 @@ def test_package_data_folders_are_packages_in_the_configuration():
     assert "stardist_hier.data" in package_data and "stardist_hier.examples" in package_data
     manifest = (REPO / "MANIFEST.in").read_text()
     assert re.search(r"^prune tests$", manifest, re.M), "the sdist must not hold tests without their conftest"
+
+
+def test_shipped_pretrained_models_are_package_data_and_tracked_by_git():
+    """The index and the model folders under stardist_hier/pretrained/ reach the sdist and the wheel,
+    and git does not ignore their weights (``*.h5`` is ignored elsewhere)."""
+    patterns = {p.strip() for p in _setup_cfg()["options.package_data"]["stardist_hier.pretrained"].split(",")}
+    assert {"*.yaml", "*/*.h5", "*/*.json", "*/*.md", "*/*.png"} <= patterns
+    manifest = (REPO / "MANIFEST.in").read_text()
+    assert re.search(r"^recursive-include stardist_hier/pretrained .*\*\.h5", manifest, re.M)
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    r = _run(["git", "check-ignore", "-q", "stardist_hier/pretrained/he_consep_nucls/weights_best.h5"], cwd=REPO)
+    assert r.returncode == 1, "git ignores the shipped model's weights (add a !-exception to .gitignore)"
+    r = _run(["git", "check-ignore", "-q", "runs/x/model/weights_best.h5"], cwd=REPO)
+    assert r.returncode == 0, "weights of runs must stay ignored"
+
+
+def _shipped_model_files() -> set:
+    """Package-relative paths of the files of every model folder shipped in this checkout."""
+    root = REPO / "stardist_hier" / "pretrained"
+    return {str(f.relative_to(REPO)) for f in root.glob("*/*")
+            if f.is_file() and f.suffix in (".h5", ".json", ".md", ".png")}
 
 
 def test_one_tensorflow_distribution_declared():
@@ -132,9 +154,16 @@ def test_examples_are_listed_printed_and_valid(tmp_path):
     assert yaml.safe_load(text) == yaml.safe_load((REPO / "examples" / "two_datasets.yaml").read_text())
     from stardist_hier.training.experiment.study import load_study
 
+    import stardist_hier.examples as shipped
+
     for name in names:
         path = tmp_path / f"{name}.yaml"
         path.write_text(example_text(name))
+        if "source: registry" in path.read_text():
+            # real data: paths are relative to the shipped file (the repository's ../shared/data)
+            path = Path(shipped.__file__).parent / f"{name}.yaml"
+            if not (REPO.parent / "shared" / "data").is_dir():
+                continue  # its paths cannot resolve without the real data; the others still load
         if "rows" in yaml.safe_load(path.read_text()):  # a study (rows of experiments over seeds)
             load_study(path)  # validates every row's experiment config
         else:
@@ -183,6 +212,8 @@ def test_sdist_and_wheel_build_cleanly_and_pass_twine(dist):
     assert {"LICENSE", "README.md", "setup.cfg", "stardist_hier/data/default_taxonomy.yaml",
             "stardist_hier/examples/two_datasets.yaml", "stardist_hier/examples/__init__.py"} <= snames
     assert not [n for n in snames if n.startswith("tests/")], "tests without their conftest in the sdist"
+    shipped = _shipped_model_files() | {"stardist_hier/pretrained/index.yaml"}
+    assert shipped <= snames, f"shipped model files missing from the sdist: {sorted(shipped - snames)}"
 
     with zipfile.ZipFile(wheel) as zf:
         wnames = set(zf.namelist())
@@ -191,7 +222,8 @@ def test_sdist_and_wheel_build_cleanly_and_pass_twine(dist):
             "stardist_hier/console.py"} <= wnames
     assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in wnames)
     assert not [n for n in wnames if n.startswith("tests/") or "__pycache__" in n]
-    assert "Requires-Python: <3.13,>=3.10" in metadata_text or "Requires-Python: >=3.10,<3.13" in metadata_text
+    assert shipped <= wnames, f"shipped model files missing from the wheel: {sorted(shipped - wnames)}"
+    assert "Requires-Python: <3.12,>=3.11" in metadata_text or "Requires-Python: >=3.11,<3.12" in metadata_text
     assert "Project-URL: Source, https://github.com/stardist-hier/stardist-hier" in metadata_text
 
 
@@ -258,6 +290,15 @@ def test_wheel_outside_the_repository_runs_version_and_demo(fresh_env):
 
     r = _run([exe, "--version"], cwd=work, env=env, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == f"stardist-hier {__version__}", r.stdout + r.stderr
+
+    # every model folder shipped in this checkout is installed with the wheel (loadable by name, no network)
+    r = _run([exe, "models", "list", "--json"], cwd=work, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    for folder in sorted({Path(f).parent.name for f in _shipped_model_files()}):
+        row = next((row for row in rows.values() if row["path"] and Path(row["path"]).name == folder), None)
+        assert row is not None and row["status"] == "installed", f"{folder}: {rows}"
+        assert Path(row["path"]).resolve().is_relative_to(venv.resolve())
 
     out = work / "demo"
     r = _run([exe, "demo", "--quick", "--out", out], cwd=work, env=env, timeout=900)

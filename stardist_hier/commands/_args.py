@@ -10,7 +10,8 @@ import argparse
 import math
 from pathlib import Path
 
-__all__ = ["positive_int", "non_negative_int", "positive_float", "unit_interval", "out_folder"]
+__all__ = ["positive_int", "non_negative_int", "positive_float", "unit_interval", "open_unit_interval",
+           "pixel_size", "out_folder"]
 
 
 def _int(text) -> int:
@@ -56,6 +57,22 @@ def unit_interval(text) -> float:
     v = _float(text)
     if not 0 < v <= 1:
         raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}")
+    return v
+
+
+def open_unit_interval(text) -> float:
+    """A number in (0, 1) (a probability or overlap threshold, as the experiment config takes them)."""
+    v = _float(text)
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
+    return v
+
+
+def pixel_size(text) -> float:
+    """A pixel size in microns, in (0, 100)."""
+    v = _float(text)
+    if not 0 < v < 100:
+        raise argparse.ArgumentTypeError(f"must be a pixel size in microns, in (0, 100), got {text!r}")
     return v
 
 

@@ -30,6 +30,7 @@ def add_arguments(parser):
     parser.add_argument("--steps", type=positive_int, default=None, help="steps per epoch (default: the config's)")
     parser.add_argument("--out", type=out_folder, default="runs/benchmark")
     parser.add_argument("--quick", action="store_true", help="a much smaller run (smoke test)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also show StarDist's and Keras's own output")
 
 
 def example_name(name: str) -> str:
@@ -95,7 +96,10 @@ def run(args) -> int:
     study = load_study(raw)
     out = Path(args.out) / example_name(args.table)
     t0 = time.time()
-    res = run_study(study, out)
+    from ..console import quiet_stardist
+
+    with quiet_stardist(2 if args.verbose else 1):  # StarDist's status prints unless -v
+        res = run_study(study, out, verbose=2 if args.verbose else 1)
     print()
     print(format_study(res))
     print(f"seeds {list(study.seeds)}; mean ± sd over seeds; PQ at the test set's own label set (CoNIC convention); "

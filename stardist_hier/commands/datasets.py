@@ -36,6 +36,8 @@ def add_arguments(parser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p = sub.add_parser("info", help="where to download a dataset and how to lay it out")
     p.add_argument("name", help="dataset name")
+    for p in sub.choices.values():  # accepted by every command; the readers print nothing of their own
+        p.add_argument("-v", "--verbose", action="store_true", help="accepted for every command (no extra output)")
 
 
 def _taxonomy(path):

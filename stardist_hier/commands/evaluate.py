@@ -53,6 +53,8 @@ def add_arguments(parser) -> None:
                         help="centroid distance for detection F1 (px, positive)")
     parser.add_argument("--tissues", type=Path, metavar="FILE",
                         help='JSON {"stem": "tissue"} for PanNuke\'s tissue averaging')
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="accepted by every command; evaluate runs no library with output of its own")
 
 
 def run(args) -> int:

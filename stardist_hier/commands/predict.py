@@ -23,9 +23,22 @@ their pixel size (TIFF resolution tags or --input-mpp) and the model's are known
 are otherwise predicted as they are. Blocks of blank glass are skipped (tissue mask
 by Otsu's threshold on saturation; --no-tissue-mask turns it off).
 
-Outputs are named by input stem: OUT/<stem>.geojson, OUT/<stem>.csv, ...; each is
-written under a temporary name and renamed when complete. Every input and option
-is checked before anything is written; --resume skips inputs whose outputs all exist.
+Pixels are normalised as the model was trained (hier_normalize in its config.json,
+default percentiles 1 to 99.8 per channel): over the whole image for an image, once per
+slide from the tissue of a low-resolution level for a slide, never per block.
+
+--label-set NAME reports classes at a dataset's label set; where the leaves that none
+of its labels covers hold more probability than any label, the class is "outside label
+set" (the outside probability is a column and a measurement of its own). With
+--abstain P, a label whose probability given a nucleus is below P becomes "uncertain".
+
+Outputs are named by input stem: OUT/<stem>.geojson, OUT/<stem>.csv, OUT/<stem>.tif and
+<stem>.json (labels), OUT/overlay/<stem>.png; each is written under a temporary name and
+renamed when complete. Every input and option is checked before anything is written; an
+output never replaces an input or lands outside OUT. --resume skips inputs whose outputs
+all exist. While predict writes, OUT is locked (a second predict into it is refused), and
+OUT/.stardist-hier-predict.json records the model and options the outputs were made with:
+a later run into OUT with other options is refused, naming what differs.
 
 With --workers N (a local Dask cluster of N processes) or --scheduler ADDRESS (an
 existing Dask cluster: dask-jobqueue, dask-kubernetes), every input is one Dask task
@@ -41,42 +54,50 @@ _FORMATS_HINT = "geojson, csv, parquet, labels, overlay"
 
 def add_arguments(parser) -> None:
     from ..predict.pipeline import DEFAULT_BLOCK_SIZE, DEFAULT_MIN_OVERLAP
+    from ._args import non_negative_int, open_unit_interval, pixel_size, positive_int, unit_interval
 
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
                         help="image, slide or folder of images/slides")
-    parser.add_argument("--model", required=True, type=Path, metavar="DIR", help="model folder")
+    parser.add_argument("--model", required=True, metavar="DIR|NAME",
+                        help="model folder, or the name of a pretrained model (stardist-hier models list); "
+                             "a folder wins over a name")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     parser.add_argument("--format", nargs="+", default=["geojson"], metavar="FMT",
                         help=f"output formats, several at once ({_FORMATS_HINT}; default geojson); "
                              "labels: images only")
     parser.add_argument("--label-set", action="append", default=None, metavar="NAME",
-                        help="also report classes at this label set (repeatable; default the tree's leaves)")
+                        help="also report classes at this label set (repeatable; default the tree's leaves); "
+                             "'outside label set' where leaves it does not cover win")
     parser.add_argument("--taxonomy", type=Path, metavar="FILE",
                         help="taxonomy file (JSON/YAML) holding the label sets; default the built-in one")
-    parser.add_argument("--abstain", type=float, metavar="P",
-                        help="also report the deepest tree node whose probability reaches P (0 < P <= 1)")
-    parser.add_argument("--mpp", type=float, metavar="UM",
+    parser.add_argument("--abstain", type=unit_interval, metavar="P",
+                        help="also report the deepest tree node whose probability reaches P (0 < P <= 1), and "
+                             "'uncertain' at every label set where the label's probability is below P")
+    parser.add_argument("--mpp", type=pixel_size, metavar="UM",
                         help="pixel size the model was trained at, microns per pixel (default the model's hier_mpp)")
-    parser.add_argument("--input-mpp", "--slide-mpp", dest="input_mpp", type=float, metavar="UM",
+    parser.add_argument("--input-mpp", "--slide-mpp", dest="input_mpp", type=pixel_size, metavar="UM",
                         help="pixel size of the inputs' full resolution, overriding their metadata "
                              "(needed for slides that do not state it)")
     parser.add_argument("--no-tissue-mask", dest="tissue_mask", action="store_false",
                         help="predict every block of a slide, glass included")
-    parser.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, metavar="PX",
+    parser.add_argument("--block-size", type=positive_int, default=DEFAULT_BLOCK_SIZE, metavar="PX",
                         help=f"block size at the model's pixel size (default {DEFAULT_BLOCK_SIZE})")
-    parser.add_argument("--min-overlap", type=int, default=DEFAULT_MIN_OVERLAP, metavar="PX",
+    parser.add_argument("--min-overlap", type=non_negative_int, default=DEFAULT_MIN_OVERLAP, metavar="PX",
                         help=f"overlap of blocks; must exceed the largest nucleus (default {DEFAULT_MIN_OVERLAP})")
-    parser.add_argument("--context", type=int, metavar="PX",
+    parser.add_argument("--context", type=non_negative_int, metavar="PX",
                         help="context around blocks, discarded (default the network's receptive field)")
-    parser.add_argument("--n-tiles", type=int, nargs=2, metavar=("NY", "NX"),
+    parser.add_argument("--n-tiles", type=positive_int, nargs=2, metavar=("NY", "NX"),
                         help="split every block into NY x NX tiles for the network (memory)")
-    parser.add_argument("--prob-thresh", type=float, metavar="P", help="object probability threshold")
-    parser.add_argument("--nms-thresh", type=float, metavar="T", help="non-maximum suppression overlap threshold")
+    parser.add_argument("--prob-thresh", type=open_unit_interval, metavar="P",
+                        help="object probability threshold, in (0, 1) (default the model's)")
+    parser.add_argument("--nms-thresh", type=open_unit_interval, metavar="T",
+                        help="non-maximum suppression overlap threshold, in (0, 1) (default the model's)")
     parser.add_argument("--backend", choices=("openslide", "tiffslide"),
                         help="slide reader (default OpenSlide, tiffslide when OpenSlide is missing)")
     parser.add_argument("--resume", action="store_true", help="skip inputs whose outputs all exist")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--workers", type=int, metavar="N",
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also show StarDist's own status lines")
+    parser.add_argument("--workers", type=positive_int, metavar="N",
                         help="run on Dask: start a local cluster of N worker processes, one input per task "
                              "(pip install 'stardist-hier[distributed]'); exit code 1 when some inputs failed")
     parser.add_argument("--scheduler", metavar="ADDRESS",
@@ -85,22 +106,29 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..console import import_tensorflow
+    from ..console import import_tensorflow, quiet_stardist
+    from ..models.pretrained import resolve_model
     from ..predict import runner
 
+    args.model = resolve_model(args.model, what="--model")  # a folder, or a registered name (fetched if need be)
     import_tensorflow()  # TensorFlow's start-up notices held back
 
     if args.workers is not None or args.scheduler is not None:
         return _run_distributed(args)
-    summary = runner.predict_to_folder(
+    with quiet_stardist(2 if args.verbose else 1):  # StarDist's status prints unless -v
+        summary = _predict(args, runner)
+    print(summary.line())
+    return 0
+
+
+def _predict(args, runner):
+    return runner.predict_to_folder(
         args.inputs, model=args.model, out=args.out, formats=args.format, label_sets=args.label_set,
         taxonomy=args.taxonomy, abstain=args.abstain, mpp=args.mpp, input_mpp=args.input_mpp,
         tissue_mask=args.tissue_mask, block_size=args.block_size, min_overlap=args.min_overlap,
         context=args.context, n_tiles=args.n_tiles, prob_thresh=args.prob_thresh, nms_thresh=args.nms_thresh,
         backend=args.backend, resume=args.resume,
-        progress=not args.quiet and sys.stderr.isatty())
-    print(summary.line())
-    return 0
+        progress=not args.quiet)  # a bar on a terminal, plain lines in a log
 
 
 def _run_distributed(args) -> int:
@@ -113,7 +141,7 @@ def _run_distributed(args) -> int:
         input_mpp=args.input_mpp, tissue_mask=args.tissue_mask, block_size=args.block_size,
         min_overlap=args.min_overlap, context=args.context, n_tiles=args.n_tiles, prob_thresh=args.prob_thresh,
         nms_thresh=args.nms_thresh, backend=args.backend, resume=args.resume,
-        progress=not args.quiet and sys.stderr.isatty(), log=lambda s: print(s, file=sys.stderr))
+        progress=not args.quiet, log=lambda s: print(s, file=sys.stderr))
     print(summary.table())
     print(summary.line())
     return 1 if summary.n_failed else 0

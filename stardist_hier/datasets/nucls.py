@@ -140,15 +140,18 @@ def _label_map(path, default, allowed) -> dict:
         raise DatasetError(str(e)) from None
     if not isinstance(d, dict):
         raise DatasetError(f"{path}: expected a mapping code -> class name")
+    from ..errors import shorten
+
     out = {}
     for k, v in d.items():
-        try:
-            code = int(k)
-        except (TypeError, ValueError):
-            raise DatasetError(f"{path}: class code {k!r} is not an integer") from None
-        if v not in allowed:
-            raise DatasetError(f"{path}: unknown class name {v!r}; known: {', '.join(allowed)}")
-        out[code] = v
+        # a code is a plain YAML integer: '1' (a string), true (YAML 1.1 reads yes/on/true as a
+        # boolean, which Python's int() turns into 1) and 1.7 would otherwise read as code 1
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise DatasetError(f"{path}: class code {shorten(k)} ({type(k).__name__}) is not an integer; write "
+                               f"codes as plain integers (1: Tumor)")
+        if not isinstance(v, str) or v not in allowed:
+            raise DatasetError(f"{path}: code {k}: unknown class name {shorten(v)}; known: {', '.join(allowed)}")
+        out[k] = v
     return out
 
 

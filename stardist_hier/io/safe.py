@@ -10,6 +10,7 @@ that checks this rule.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +105,60 @@ def load_npy(path, *, mmap_mode=None, trust_pickle: bool = False) -> np.ndarray:
         raise InputError(f"{path}: cannot read ({e})") from None
 
 
+#: Bounds of :func:`load_yaml`: characters of the text, nesting depth, and nodes once every
+#: alias is expanded (an "alias bomb" of a few lines expands to billions of nodes).
+YAML_MAX_CHARS = 5_000_000
+YAML_MAX_DEPTH = 64
+YAML_MAX_NODES = 200_000
+
+
+def _check_yaml_bounds(text: str, where: str) -> None:
+    """Refuse YAML beyond :data:`YAML_MAX_CHARS`, :data:`YAML_MAX_DEPTH` or :data:`YAML_MAX_NODES`.
+
+    Walks PyYAML's event stream (iterative: no recursion, nothing built) and counts the
+    nodes each anchor stands for, so that an alias costs what it expands to.
+    """
+    import yaml
+
+    if len(text) > YAML_MAX_CHARS:
+        raise InputError(f"{where}: too large for a config file ({len(text)} characters; at most "
+                         f"{YAML_MAX_CHARS})")
+    sizes = {}      # anchor -> expanded nodes
+    stack = []      # [anchor, expanded nodes so far] of the open collections
+    total = 0
+
+    def count(n, line):
+        nonlocal total
+        total += n
+        if total > YAML_MAX_NODES:
+            raise InputError(f"{where}: line {line}: more than {YAML_MAX_NODES} values once its aliases "
+                             f"(*name) are expanded; refused (a config never needs that many)")
+        if stack:
+            stack[-1][1] += n
+
+    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+        line = ev.start_mark.line + 1 if ev.start_mark is not None else 0
+        if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            if len(stack) >= YAML_MAX_DEPTH:
+                raise InputError(f"{where}: line {line}: nested more than {YAML_MAX_DEPTH} levels deep; refused")
+            count(1, line)
+            stack.append([ev.anchor, 1])
+        elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            anchor, n = stack.pop()
+            if anchor is not None:
+                sizes[anchor] = n
+            if stack:  # the parent holds this collection's values too (counted in the total already)
+                stack[-1][1] += n - 1
+        elif isinstance(ev, yaml.ScalarEvent):
+            if ev.anchor is not None:
+                sizes[ev.anchor] = 1
+            count(1, line)
+        elif isinstance(ev, yaml.AliasEvent):
+            count(sizes.get(ev.anchor, 1), line)
+
+
 def load_yaml(text_or_path, *, where=None):
-    """Parse YAML with the safe loader, refusing duplicate keys.
+    """Parse YAML with the safe loader, refusing duplicate keys and unbounded input.
 
     Parameters
     ----------
@@ -113,17 +166,32 @@ def load_yaml(text_or_path, *, where=None):
         A path (``Path``) or the YAML text itself (``str``).
     where : str, optional
         Name used in messages (default: the path).
+
+    Raises
+    ------
+    InputError
+        Naming ``where``: unreadable, not valid YAML, a duplicate key, or beyond the
+        bounds (:data:`YAML_MAX_CHARS` characters, :data:`YAML_MAX_DEPTH` levels,
+        :data:`YAML_MAX_NODES` values with aliases expanded).
     """
     import yaml
 
     if isinstance(text_or_path, Path):
         where = where or str(text_or_path)
         try:
+            if text_or_path.stat().st_size > 4 * YAML_MAX_CHARS:
+                raise InputError(f"{where}: too large for a config file ({text_or_path.stat().st_size} bytes)")
             text = text_or_path.read_text()
         except (OSError, UnicodeDecodeError) as e:
             raise InputError(f"{where}: cannot read ({e})") from None
     else:
         text, where = text_or_path, where or "<yaml>"
+    try:
+        _check_yaml_bounds(text, where)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        raise InputError(f"{where}: {line}not valid YAML ({getattr(e, 'problem', None) or e})") from None
 
     class _Loader(yaml.SafeLoader):
         pass
@@ -132,9 +200,16 @@ def load_yaml(text_or_path, *, where=None):
         seen = set()
         for key_node, _ in node.value:
             key = loader.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise InputError(f"{where}: line {key_node.start_mark.line + 1}: duplicate key {key!r}")
-            seen.add(key)
+            try:
+                dup = key in seen
+            except TypeError:  # an unhashable key ({[1]: x}): PyYAML refuses it below
+                dup = False
+            if dup:
+                from ..errors import shorten
+
+                raise InputError(f"{where}: line {key_node.start_mark.line + 1}: duplicate key {shorten(key)}")
+            with contextlib.suppress(TypeError):
+                seen.add(key)
         return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
     _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)

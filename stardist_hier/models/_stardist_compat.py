@@ -13,6 +13,9 @@ stardist-hier needs, each tested in ``tests/models/test_stardist_seams.py``:
    generator.
 4. :func:`with_class_heads`: StarDist's network with its ``prob_class`` layer replaced
    by one softmax head per dataset label set.
+5. :class:`FixedNormalizer`: a csbdeep ``Normalizer`` (the ``normalizer=`` of StarDist's
+   ``predict``/``predict_instances``) applying fitted normalisation levels, so that
+   ``predict_instances_big`` normalises every block with the levels of the whole image.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import stardist
+from csbdeep.data import Normalizer
 from csbdeep.utils.tf import CARETensorBoardImage, IS_KERAS_3_PLUS
 from stardist.models.base import StarDistBase, _tf_version_at_least
 from stardist.models.model2d import StarDistData2D
@@ -30,7 +34,7 @@ from stardist.models.model2d import StarDistData2D
 from ..targets import class_target
 
 __all__ = ["SUPPORTED_STARDIST", "StarDistData2DHier", "compile_with_class_loss", "fit", "seeded_global_numpy",
-           "with_class_heads", "class_head_layers", "CLASS_LAYER"]
+           "with_class_heads", "class_head_layers", "CLASS_LAYER", "FixedNormalizer"]
 
 #: Name of StarDist's class-head layer (a 1x1 convolution with a softmax).
 CLASS_LAYER = "prob_class"
@@ -277,3 +281,31 @@ def class_head_layers(keras_model) -> list:
     if layers:
         return sorted(layers, key=lambda l: int(l.name[len(CLASS_LAYER) + 1:]))
     return [keras_model.get_layer(CLASS_LAYER)]
+
+
+class FixedNormalizer(Normalizer):
+    """A csbdeep ``Normalizer`` applying fitted :class:`~stardist_hier.normalization.Levels`.
+
+    StarDist calls ``normalizer.before(x, axes)`` with ``x`` in the network's axes
+    (``YXC``: channels last) once per image it predicts, before tiling; the levels are
+    fixed, so every block of ``predict_instances_big`` is normalised alike.
+
+    Parameters
+    ----------
+    levels : stardist_hier.normalization.Levels
+    """
+
+    def __init__(self, levels):
+        self.levels = levels
+
+    def before(self, x, axes):
+        if axes and axes[-1] != "C":
+            raise ValueError(f"FixedNormalizer expects channels last, got axes {axes!r}")
+        return self.levels.apply(x)
+
+    def after(self, mean, scale, axes):
+        raise NotImplementedError("FixedNormalizer does not undo the normalisation")
+
+    @property
+    def do_after(self):
+        return False

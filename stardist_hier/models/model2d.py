@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from stardist.models import Config2D, StarDist2D
 
-from .. import classify
-from ..errors import InputError, ModelFolderError, did_you_mean
+from .. import classify, normalization
+from ..errors import InputError, ModelFolderError, did_you_mean, shorten
 from ..losses import REGISTRY, build_class_loss
 from ..targets import encode_image
 from ..tree import ClassTree, LabelSet, LabelSetError
@@ -28,6 +28,7 @@ _HIER_DEFAULTS = dict(
     hier_mpp=None,
     hier_distribute=None,
     hier_class_heads=None,
+    hier_normalize=normalization.DEFAULT,
 )
 
 
@@ -69,6 +70,11 @@ class Config2DHier(Config2D):
         :mod:`stardist_hier.models.distribute`): ``"mirrored"`` on all GPUs of this
         machine, ``"multiworker"`` on the machines of ``TF_CONFIG``. ``train_batch_size``
         is then the global batch (split evenly over the replicas). Default: none.
+    hier_normalize : dict
+        How input images are normalised, for training and every prediction path (see
+        :mod:`stardist_hier.normalization`). Default
+        ``{"kind": "percentile", "pmin": 1.0, "pmax": 99.8, "axis": "per-channel"}``:
+        what stardist-hier's training paths (demo, experiment runner, notebooks) apply.
     """
 
     def __init__(self, tree=None, axes="YX", n_rays=32, n_channel_in=1, grid=(1, 1), n_classes=None,
@@ -95,6 +101,13 @@ class Config2DHier(Config2D):
             self.train_class_loss_options = {
                 k: v for k, v in self.train_class_loss_options.items()
                 if k in self.train_class_loss or not (k in defaults and v == defaults[k])}
+        with contextlib.suppress(ValueError):  # written out in full; an invalid value is reported by is_valid
+            self.hier_normalize = normalization.Normalization.from_config(self.hier_normalize).to_config()
+
+    @property
+    def normalization(self) -> normalization.Normalization:
+        """The input normalisation (:class:`stardist_hier.normalization.Normalization`) of ``hier_normalize``."""
+        return normalization.Normalization.from_config(self.hier_normalize, where=normalization.KEY)
 
     @property
     def tree(self):
@@ -145,6 +158,10 @@ class Config2DHier(Config2D):
             reasons["predict_class_aggregate"] = f"must be 'mean' or 'center', got {self.predict_class_aggregate!r}"
         if self.hier_mpp is not None and not (isinstance(self.hier_mpp, numbers.Real) and 0 < self.hier_mpp < 100):
             reasons["hier_mpp"] = f"must be a pixel size in microns in (0, 100), got {self.hier_mpp!r}"
+        try:
+            normalization.Normalization.from_config(getattr(self, "hier_normalize", None), where=normalization.KEY)
+        except ValueError as e:
+            reasons["hier_normalize"] = str(e).split(": ", 1)[-1]
         heads = getattr(self, "hier_class_heads", None)
         if heads is not None and not (isinstance(heads, (list, tuple)) and heads
                                       and all(isinstance(h, str) and h for h in heads)
@@ -176,6 +193,10 @@ _DEFAULT_CONFIG = object()
 WEIGHTS_TREE_FILE = "hier_weights.json"
 
 
+class MissingWeightsTreeWarning(UserWarning):
+    """A stardist-hier model folder without ``hier_weights.json``: its leaves cannot be checked against its weights."""
+
+
 def _leaves_fingerprint(leaves) -> str:
     import hashlib
 
@@ -194,6 +215,10 @@ def read_config_json(folder: Path, *, what: str = "model folder") -> dict:
         d = json.loads(config.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise ModelFolderError(f"{config} is truncated or not valid JSON ({e})") from None
+    except RecursionError:
+        raise ModelFolderError(f"{config} is nested too deeply to be a model config") from None
+    except OSError as e:
+        raise ModelFolderError(f"{config} cannot be read ({e.strerror or e})") from None
     if not isinstance(d, dict):
         raise ModelFolderError(f"{config} must hold a JSON object, got {type(d).__name__}")
     return d
@@ -205,12 +230,100 @@ def _check_model_folder(folder: Path, config_class):
     config = folder / "config.json"
     try:
         conf = config_class(**config_class.update_loaded_config(d))
+    except AttributeError as e:  # csbdeep: "Not allowed to add new parameters (...)"
+        known = set(vars(config_class()))
+        unknown = [k for k in d if k not in known]
+        if unknown:
+            raise ModelFolderError(f"{config}: unknown key {shorten(unknown[0])}{did_you_mean(unknown[0], known)}"
+                                   f"{f' (and {len(unknown) - 1} more)' if len(unknown) > 1 else ''}; it was "
+                                   f"edited or written by another program") from None
+        raise ModelFolderError(f"{config}: {' '.join(str(e).split())[:300]}") from None
     except (ValueError, TypeError, KeyError) as e:
-        raise ModelFolderError(f"{config}: {' '.join(str(e).split())}") from None
+        raise ModelFolderError(f"{config}: {' '.join(str(e).split())[:300]}") from None
     if not conf.is_valid():
         describe = getattr(conf, "describe_invalid", None)
         why = describe() if describe else ", ".join(conf.is_valid(True)[1])
         raise ModelFolderError(f"{config}: invalid config: {why}")
+    return d
+
+
+def _check_predict_arguments(img, args, kwargs, *, abstain=None) -> None:
+    """Ranges of ``predict_instances``' thresholds and tiles (given by keyword or position).
+
+    Raises
+    ------
+    InputError
+        ``prob_thresh`` or ``nms_thresh`` outside (0, 1), ``n_tiles`` not positive whole
+        numbers, ``abstain`` outside (0, 1].
+    """
+    import inspect
+
+    try:
+        bound = inspect.signature(StarDist2D.predict_instances).bind_partial(None, img, *args, **kwargs).arguments
+    except TypeError as e:
+        raise InputError(f"predict_instances: {e}") from None
+    for k in ("prob_thresh", "nms_thresh"):
+        v = bound.get(k)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (0 < float(v) < 1):
+            raise InputError(f"{k}={shorten(v)}: must be a number in (0, 1)")
+    n_tiles = bound.get("n_tiles")
+    if n_tiles is not None:
+        vals = list(n_tiles) if isinstance(n_tiles, (list, tuple, np.ndarray)) else [n_tiles]
+        if not vals or any(isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 1 for t in vals):
+            raise InputError(f"n_tiles={shorten(n_tiles)}: must be positive whole numbers, one per axis")
+    if abstain is not None and (isinstance(abstain, bool) or not isinstance(abstain, numbers.Real)
+                                or not (0 < float(abstain) <= 1)):
+        raise InputError(f"abstain={shorten(abstain)}: must be a number in (0, 1]")
+
+
+def _check_big_blocks(model, img, axes, block_size, min_overlap, context) -> None:
+    """The block geometry ``predict_instances_big`` asserts, as one message naming the values.
+
+    Raises
+    ------
+    InputError
+        A block size not larger than ``min_overlap + 2 * context`` (after rounding to the
+        grid), or larger than the image along a spatial axis.
+    """
+    from csbdeep.utils import axes_check_and_normalize
+
+    try:
+        ax = axes_check_and_normalize(axes, length=np.ndim(img))
+    except (ValueError, AssertionError) as e:
+        raise InputError(f"predict_instances_big: axes {shorten(axes)} do not fit an image of shape "
+                         f"{np.shape(img)} ({e})") from None
+    spatial = [a for a in ax if a != "C"]
+    if context is None:
+        context = model._axes_tile_overlap(ax)
+        context = [c for a, c in zip(ax, context) if a != "C"]
+
+    def per_axis(v, what):
+        vals = [v] * len(spatial) if np.isscalar(v) else list(v)
+        if "C" in ax and len(vals) == len(ax):
+            vals = [x for a, x in zip(ax, vals) if a != "C"]
+        if len(vals) != len(spatial) or any(isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < 0
+                                            for x in vals):
+            raise InputError(f"predict_instances_big: {what}={shorten(v)}: give one non-negative whole number per "
+                             f"spatial axis ({''.join(spatial)})")
+        return [int(x) for x in vals]
+
+    bs, mo, ct = per_axis(block_size, "block_size"), per_axis(min_overlap, "min_overlap"), per_axis(context,
+                                                                                                     "context")
+    from stardist.big import _grid_divisible
+
+    grid = model._axes_div_by("".join(spatial))
+    shape = dict(zip(ax, np.shape(img)))
+    for a, b, o, c, g in zip(spatial, bs, mo, ct, grid):
+        if b > shape[a]:
+            raise InputError(f"predict_instances_big: block_size {b} along {a} is larger than the image "
+                             f"({shape[a]} px); use predict_instances for an image this small")
+        for b, o, c in ((b, o, c), tuple(_grid_divisible(g, v, verbose=False) for v in (b, o, c))):
+            if not o + 2 * c < b:
+                raise InputError(f"predict_instances_big: block_size {b} along {a} must exceed min_overlap + "
+                                 f"2 * context = {o} + 2 * {c} = {o + 2 * c} (also once rounded up to the grid "
+                                 f"{g}); give a larger block_size")
 
 
 class StarDist2DHier(StarDist2D):
@@ -235,10 +348,19 @@ class StarDist2DHier(StarDist2D):
         if isinstance(config, Config2DHier) and not config.is_valid():
             raise InputError(f"invalid model config: {config.describe_invalid()}")
         self._loading_folder = config is None and basedir is not None and name is not None
+        stated = True
         if self._loading_folder:
-            _check_model_folder(Path(basedir) / name, self._config_class)
+            stated = _check_model_folder(Path(basedir) / name, self._config_class).get(normalization.KEY) is not None
         super().__init__(config, name=name, basedir=basedir)
         self._loading_folder = False
+        #: Whether the model's config states its input normalisation (False: a folder made before the key).
+        self.normalization_stated = stated
+        if not stated:
+            import warnings
+
+            self.config.hier_normalize = dict(normalization.LEGACY)
+            warnings.warn(normalization.legacy_message(Path(basedir) / name / "config.json"),
+                          normalization.LegacyNormalizationWarning, stacklevel=2)
         compat.check_stardist_version()
         self._record_weights_tree()
 
@@ -300,19 +422,21 @@ class StarDist2DHier(StarDist2D):
 
     def _record_weights_tree(self):
         """Write ``hier_weights.json`` (the leaves the class head was trained on) whenever
-        weights are saved into the model folder."""
-        if self.basedir is None or self.tree is None:
+        weights are saved into the model folder (also a folder given later, as the
+        experiment runner does by setting ``basedir`` after validation)."""
+        if self.tree is None or getattr(self.keras_model, "_hier_records_tree", False):
             return
         save = self.keras_model.save_weights
         model = self
 
         def save_weights(filepath, *args, **kwargs):
             out = save(filepath, *args, **kwargs)
-            if Path(filepath).resolve().parent == model.logdir.resolve():
+            if model.basedir is not None and Path(filepath).resolve().parent == Path(model.logdir).resolve():
                 model.write_weights_tree()
             return out
 
         self.keras_model.save_weights = save_weights
+        self.keras_model._hier_records_tree = True
 
     def write_weights_tree(self):
         """Write ``hier_weights.json`` into the model folder: the class head's leaves and tree."""
@@ -329,6 +453,14 @@ class StarDist2DHier(StarDist2D):
         """Refuse weights whose recorded leaves differ from the tree in ``config.json``."""
         f = self._weights_tree_file()
         if f is None or not f.exists():
+            if f is not None and self.tree is not None and getattr(self, "_loading_folder", False) \
+                    and self._folder_states_tree():
+                import warnings
+
+                warnings.warn(f"model folder {self.logdir} has no {WEIGHTS_TREE_FILE} (made by an older version "
+                              f"or by hand): the class names in its config.json cannot be checked against the "
+                              f"weights; if its leaves were renamed or reordered, the classes are wrong",
+                              MissingWeightsTreeWarning, stacklevel=4)
             return
         try:
             rec = json.loads(f.read_text())
@@ -348,6 +480,13 @@ class StarDist2DHier(StarDist2D):
         raise ModelFolderError(
             f"{config}: the tree has {len(ours)} leaves but the class head of {weights_file.name} was trained "
             f"on {len(leaves)} (recorded in {f}); use StarDist2DHier.from_stardist to start a new class head")
+
+    def _folder_states_tree(self) -> bool:
+        """Whether the folder's ``config.json`` names a class tree (a stardist-hier model, not a plain StarDist one)."""
+        try:
+            return json.loads((self.logdir / "config.json").read_text(encoding="utf-8")).get("hier_tree") is not None
+        except (OSError, ValueError, AttributeError, RecursionError):
+            return False
 
     def _predict_setup(self, img, axes, *args, **kwargs):
         if img is not getattr(self, "_checked_image", None):
@@ -418,6 +557,34 @@ class StarDist2DHier(StarDist2D):
         from .export import from_stardist
 
         return from_stardist(folder, tree=tree, name=name, basedir=basedir, **config)
+
+    @classmethod
+    def from_pretrained(cls, name_or_alias=None, *, cache_dir=None):
+        """A registered pretrained model, loaded read-only (``basedir=None``), as StarDist's.
+
+        Parameters
+        ----------
+        name_or_alias : str, optional
+            Registered name (``stardist-hier models list``). ``None`` prints the registered
+            models and returns ``None``, like ``StarDist2D.from_pretrained()``.
+        cache_dir : path, optional
+            Where a model registered by URL is downloaded (default ``$STARDIST_HIER_MODEL_CACHE``,
+            else Keras's cache folder); see :mod:`stardist_hier.models.pretrained`.
+
+        Raises
+        ------
+        InputError
+            Unknown name (the message offers the closest registered one).
+        ModelFolderError
+            A shipped folder missing from the installation, or a download that fails or
+            whose SHA-256 differs from the registered one (nothing is kept).
+        """
+        from . import pretrained
+
+        if name_or_alias is None:
+            print(pretrained.describe_models(cache_dir=cache_dir))
+            return None
+        return pretrained.get_model_instance(cls, name_or_alias, cache_dir=cache_dir)
 
     @property
     def tree(self) -> ClassTree | None:
@@ -559,6 +726,11 @@ class StarDist2DHier(StarDist2D):
             images, non-integer label images, labels missing from the label set.
         """
         distribute.check_batch_size(self.config.train_batch_size, self.strategy)
+        for what, v, default in (("epochs", epochs, self.config.train_epochs),
+                                 ("steps_per_epoch", steps_per_epoch, self.config.train_steps_per_epoch)):
+            v = default if v is None else v
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise InputError(f"{what}={shorten(v)}: must be a positive whole number")
         if not self._is_multiclass():
             return super().train(X, Y, validation_data, classes=classes, augmenter=augmenter, seed=seed,
                                  epochs=epochs, steps_per_epoch=steps_per_epoch, workers=workers)
@@ -573,6 +745,12 @@ class StarDist2DHier(StarDist2D):
         vclasses = validation_data[2] if len(validation_data) > 2 else "auto"
         vsets = validation_data[3] if len(validation_data) > 3 else label_sets
         cuts = self.encode(X, Y, classes, label_sets, what="training")
+        if len(self.class_heads) > 1:  # a head no training image reaches stays untrained (a typo in its name)
+            trained = sorted({c.label_set.name for c in cuts})
+            idle = [h for h in self.class_heads if h not in trained]
+            if idle:
+                raise InputError(f"hier_class_heads: head {idle[0]!r} is never trained: no training image has that "
+                                 f"label set{did_you_mean(idle[0], trained)}; the training label sets are {trained}")
         vcuts = self.encode(vX, vY, vclasses, vsets, what="validation")
         self._check_patch_size()
 
@@ -685,25 +863,37 @@ class StarDist2DHier(StarDist2D):
         res["node_prob"] = tree.node_probabilities(p) if len(p) else np.zeros((0, len(tree.nodes) + 1), np.float32)
         res["node_names"] = tree.node_names()
 
-    def predict_instances(self, img, *args, label_sets=None, abstain=None, head=None, **kwargs):
+    def predict_instances(self, img, *args, label_sets=None, abstain=None, head=None, normalize=False, **kwargs):
         """StarDist's ``predict_instances``, plus class decisions on the tree.
 
         Parameters
         ----------
         img, *args, **kwargs
-            As in :meth:`stardist.models.StarDist2D.predict_instances`.
+            As in :meth:`stardist.models.StarDist2D.predict_instances`: by default ``img``
+            must be normalised already (StarDist's contract), e.g. with :meth:`normalize`.
         label_sets : LabelSet or sequence of LabelSet, optional
             Also decide every instance's label at these label sets (cuts), by summed
-            leaf probabilities: ``res["labels"][name]`` (names) and
-            ``res["label_probs"][name]`` (background + one column per label).
+            leaf probabilities: ``res["labels"][name]`` (names; ``"outside label set"``
+            when the leaves no label covers hold more than any label),
+            ``res["label_probs"][name]`` (background + one column per label) and
+            ``res["label_outside"][name]`` (the probability outside the label set).
         abstain : float, optional
             Threshold in (0, 1]: ``res["class_node"]`` holds the deepest node on the
-            most probable leaf's path whose probability (given a nucleus) reaches it.
+            most probable leaf's path whose probability (given a nucleus) reaches it,
+            and ``res["labels_abstained"][name]`` the label at every label set, or
+            ``"uncertain"`` where its probability given a nucleus is below it.
         head : str or LabelSet, optional
             For a model with one class head per dataset (``hier_class_heads``): the head
             to predict with. Default: the head of the label set in ``label_sets`` (when
             exactly one head is named there), else the last head. ``res["class_head"]``
             names it.
+        normalize : bool or Levels, optional
+            ``True``: apply the model's own input normalisation (``hier_normalize`` in its
+            config, :attr:`normalization`) to the raw image ``img`` first, with parameters
+            fitted on the whole image: the same as ``predict_instances(model.normalize(img))``.
+            Fitted :class:`~stardist_hier.normalization.Levels` (e.g. a slide's,
+            ``plan.levels`` of :func:`stardist_hier.predict.plan_prediction`): apply those.
+            Default ``False``: ``img`` is used as given.
 
         Returns
         -------
@@ -713,6 +903,8 @@ class StarDist2DHier(StarDist2D):
             ``node_prob`` and ``node_names`` (every tree node; column 0 background).
         """
         self.check_image(img, axes=args[0] if args else kwargs.get("axes"))
+        _check_predict_arguments(img, args, kwargs, abstain=abstain)
+        args, kwargs = self._with_normalizer(img, normalize, args, kwargs)
         self._checked_image = img  # _predict_setup need not scan it again
         try:
             with self._using_head(head, label_sets) as k:
@@ -728,9 +920,20 @@ class StarDist2DHier(StarDist2D):
         return out
 
     def predict_instances_big(self, img, axes, block_size, min_overlap, *args, label_sets=None, abstain=None,
-                              **kwargs):
+                              normalize=False, **kwargs):
         """StarDist's block-wise prediction for large images, with the tree outputs of
-        :meth:`predict_instances` recomputed over the merged instances."""
+        :meth:`predict_instances` recomputed over the merged instances.
+
+        ``normalize=True`` fits the model's normalisation once on the whole ``img`` (which
+        reads all of it) and applies it to every block; fitted ``Levels`` are applied as
+        they are (see :meth:`predict_instances`). For slides use :mod:`stardist_hier.predict`,
+        which fits on a low-resolution level.
+        """
+        _check_predict_arguments(img, (), {k: kwargs[k] for k in ("prob_thresh", "nms_thresh", "n_tiles")
+                                           if k in kwargs}, abstain=abstain)
+        _check_big_blocks(self, img, axes, block_size, min_overlap, args[0] if args else kwargs.get("context"))
+        if normalize is not False and normalize is not None:
+            _, kwargs = self._with_normalizer(img, normalize, (axes,), kwargs)
         with self._using_head(kwargs.pop("head", None), label_sets) as k:
             labels, res = super().predict_instances_big(img, axes, block_size, min_overlap, *args, **kwargs)
         if k is not None:
@@ -740,15 +943,95 @@ class StarDist2DHier(StarDist2D):
             self.decide(res, label_sets=label_sets, abstain=abstain)
         return labels, res
 
+    # ------------------------------------------------------------- normalisation
+    @property
+    def normalization(self) -> normalization.Normalization:
+        """The model's input normalisation (``hier_normalize`` in ``config.json``).
+
+        See :mod:`stardist_hier.normalization`; apply it with :meth:`normalize` or
+        ``predict_instances(img, normalize=True)``.
+        """
+        return normalization.Normalization.from_config(getattr(self.config, normalization.KEY, None))
+
+    def _channels_last(self, img, axes):
+        """``(view of img with channels last, function putting the channels back)``."""
+        norm = self._normalize_axes(img, axes)
+        if "C" not in norm or norm.index("C") == len(norm) - 1:
+            return img, lambda y: y
+        c = norm.index("C")
+        return np.moveaxis(img, c, -1), lambda y: np.moveaxis(y, -1, c)
+
+    def normalization_levels(self, img, *, axes=None) -> normalization.Levels:
+        """The model's normalisation fitted on a raw image (e.g. its percentiles per channel).
+
+        Parameters
+        ----------
+        img : array_like
+            The raw image (all of it is read).
+        axes : str, optional
+            Its axes (default: the model's).
+        """
+        self.check_image(img, axes=axes)
+        x, _ = self._channels_last(np.asarray(img), axes)
+        return self.normalization.fit(x)
+
+    def normalize(self, img, *, axes=None, levels=None) -> np.ndarray:
+        """A raw image normalised as the model was trained (float32, same axes).
+
+        Parameters
+        ----------
+        img : array_like
+            The raw image, e.g. uint8 RGB ``(H, W, 3)``.
+        axes : str, optional
+            Its axes (default: the model's).
+        levels : Levels, optional
+            Fitted parameters to apply (default: fitted on ``img``, see
+            :meth:`normalization_levels`).
+
+        Returns
+        -------
+        ndarray of float32
+            What ``predict_instances(img, normalize=True)`` feeds the network.
+        """
+        levels = self.normalization_levels(img, axes=axes) if levels is None else levels
+        x, back = self._channels_last(np.asarray(img), axes)
+        return back(levels.apply(x))
+
+    def _with_normalizer(self, img, normalize, args, kwargs):
+        """``(args, kwargs)`` of StarDist's predict with ``normalizer`` set for ``normalize``."""
+        if normalize is False or normalize is None:
+            return args, kwargs
+        if not (normalize is True or isinstance(normalize, normalization.Levels)):
+            raise InputError(f"normalize={normalize!r:.60}: give True (the model's normalisation, fitted on the "
+                             f"image) or fitted stardist_hier.normalization.Levels")
+        given = kwargs.get("normalizer") if len(args) < 2 else args[1]
+        if given is not None:
+            raise InputError("normalize and normalizer: give one of them (normalize=True applies the model's own "
+                             "normalisation)")
+        axes = args[0] if args else kwargs.get("axes")
+        levels = self.normalization_levels(img, axes=axes) if normalize is True else normalize
+        kwargs = dict(kwargs)
+        if len(args) >= 2:
+            args = (args[0], compat.FixedNormalizer(levels)) + tuple(args[2:])
+        else:
+            kwargs["normalizer"] = compat.FixedNormalizer(levels)
+        return args, kwargs
+
     def decide(self, res, *, label_sets=None, abstain=None):
         """Add label-set decisions and abstention to a ``predict_instances`` result dict."""
         if label_sets is not None:
             sets = [label_sets] if isinstance(label_sets, LabelSet) else list(label_sets)
-            res["labels"], res["label_probs"] = {}, {}
+            res["labels"], res["label_probs"], res["label_outside"] = {}, {}, {}
+            if abstain is not None:
+                res["labels_abstained"] = {}
             for ls in sets:
                 if not isinstance(ls, LabelSet) or ls.tree != self.tree:
                     raise LabelSetError(f"label_sets: {ls!r} is not a LabelSet on the model's tree")
-                res["labels"][ls.name], res["label_probs"][ls.name] = classify.label_decisions(res["class_prob"], ls)
+                d = classify.label_set_decisions(res["class_prob"], ls, abstain=abstain)
+                res["labels"][ls.name], res["label_probs"][ls.name] = d.names, d.label_prob
+                res["label_outside"][ls.name] = d.outside
+                if abstain is not None:
+                    res["labels_abstained"][ls.name] = d.abstained
         if abstain is not None:
             res["class_node"] = classify.abstain_to_ancestor(res["class_prob"], self.tree, abstain)
         return res

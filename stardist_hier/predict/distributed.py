@@ -12,6 +12,9 @@ own: Dask schedules the inputs, and
   worker's model: its outputs are written under temporary names and renamed when
   complete; a failing input leaves none of its outputs behind and is reported (path
   and error) in the returned :class:`DistributedSummary` without stopping the others.
+  The task fits the model's input normalisation on its input as the serial path does
+  (:func:`~stardist_hier.predict.pipeline.plan_prediction`: once per image or slide), so
+  a worker finds the nuclei the command line finds without Dask.
 
 Every option, the model folder, the label sets and the output folder are validated
 in the client (the runner's own checks) before a cluster is started or anything is
@@ -32,7 +35,8 @@ from pathlib import Path
 
 from ..errors import InputError
 from .pipeline import DEFAULT_BLOCK_SIZE, DEFAULT_MIN_OVERLAP, PredictStats, list_inputs, load_model
-from .runner import _writer_classes, check_out_folder, predict_to_folder, resolve_label_sets
+from .runner import (OutputFolder, _writer_classes, check_out_folder, check_predict_options, check_targets,
+                     output_record, output_targets, plural, predict_to_folder, resolve_label_sets)
 
 __all__ = ["DistributedSummary", "InputResult", "ModelPlugin", "predict_distributed", "predict_one",
            "import_distributed", "DISTRIBUTED_EXTRA"]
@@ -150,10 +154,11 @@ class DistributedSummary:
         """One-line summary for the command line."""
         s = self.stats
         failed = f", {self.n_failed} FAILED" if self.n_failed else ""
-        return (f"predicted {s.n_nuclei} nuclei on {self.n_predicted} input(s) ({s.n_predicted} tiles, "
-                f"{s.n_skipped} blank tiles skipped), {self.n_skipped} already complete{failed}, "
-                f"on {self.n_workers} Dask worker(s) in {self.seconds:.1f} s; wrote {len(self.outputs)} file(s) "
-                f"({', '.join(self.formats)}) to {self.out}")
+        return (f"predicted {plural(s.n_nuclei, 'nucleus', 'nuclei')} on {plural(self.n_predicted, 'input')} "
+                f"({plural(s.n_predicted, 'tile')}, {plural(s.n_skipped, 'blank tile')} skipped), "
+                f"{self.n_skipped} already complete{failed}, on {plural(self.n_workers, 'Dask worker')} in "
+                f"{self.seconds:.1f} s; wrote {plural(len(self.outputs), 'file')} ({', '.join(self.formats)}) "
+                f"to {self.out}")
 
 
 # ------------------------------------------------------------------------ worker side
@@ -291,12 +296,12 @@ def predict_one(path, *, model_dir, out, formats, options: dict) -> InputResult:
     model, lock, tf_threads = _worker_model(model_dir)
     loads = _model_loads.get(str(Path(model_dir).resolve()), 0)
     _, classes = _writer_classes(formats, options.get("writers"))
-    targets = [(out / path.stem).with_suffix(classes[k].suffix) for k in formats]
+    targets = output_targets(out, path, formats, classes, extras=True)
     before = {t for t in targets if t.exists()}
     try:
-        with lock:
+        with lock:  # the client holds the output folder's lock and recorded the options
             s = predict_to_folder([path], model=model, out=out, formats=formats, resume=False, progress=False,
-                                  **options)
+                                  guard=False, **options)
     except Exception as e:  # noqa: BLE001 - reported per input, the others go on
         for t in targets:
             if t not in before:
@@ -312,43 +317,38 @@ def predict_one(path, *, model_dir, out, formats, options: dict) -> InputResult:
 
 # ------------------------------------------------------------------------ client side
 def _validate(inputs, *, model, out, formats, label_sets, taxonomy, abstain, mpp, input_mpp, block_size,
-              min_overlap, context, writers):
-    """The runner's checks, without reading the inputs' pixels; returns (files, formats, classes, out)."""
-    import math
-
+              min_overlap, context, writers, n_tiles=None, prob_thresh=None, nms_thresh=None, tissue_mask=True):
+    """The runner's checks, without reading the inputs' pixels; returns (files, formats, classes, out, folder)."""
     from ..models import _stardist_big_compat as big
     from ..slides import is_slide_path
 
     formats, classes = _writer_classes(formats, writers)
+    check_predict_options(abstain=abstain, mpp=mpp, input_mpp=input_mpp, block_size=block_size,
+                          min_overlap=min_overlap, context=context, n_tiles=n_tiles, prob_thresh=prob_thresh,
+                          nms_thresh=nms_thresh)
     out = check_out_folder(out)
-    if abstain is not None and not (0 < abstain <= 1):
-        raise InputError(f"--abstain {abstain}: must be in (0, 1]")
-    for opt, v in (("--mpp", mpp), ("--input-mpp", input_mpp)):
-        if v is not None and not (isinstance(v, (int, float)) and 0 < v < 100 and math.isfinite(v)):
-            raise InputError(f"--{opt.lstrip('-')} {v}: must be a pixel size in microns, between 0 and 100")
     files = list_inputs(inputs)
+    check_targets(files, out, formats, classes)
     m = load_model(model)
-    resolve_label_sets(m, label_sets, taxonomy=taxonomy)
+    sets = resolve_label_sets(m, label_sets, taxonomy=taxonomy)
     if abstain is not None and not m._is_multiclass():
         raise InputError("--abstain: the model predicts no classes (segmentation only)")
     try:
         big.block_params(m, block_size=block_size, min_overlap=min_overlap, context=context)
     except ValueError as e:
         raise InputError(f"--block-size/--min-overlap/--context: {e}") from None
-    seen = {}
-    for f in files:
-        for k in formats:
-            t = (out / f.stem).with_suffix(classes[k].suffix)
-            if t in seen:
-                raise InputError(f"{f}: its output {t.name} would overwrite that of {seen[t]}; rename one")
-            seen[t] = f
+    folder = OutputFolder(out, output_record(m, sets, abstain=abstain, mpp=mpp, input_mpp=input_mpp,
+                                             tissue_mask=tissue_mask, block_size=block_size,
+                                             min_overlap=min_overlap, context=context, n_tiles=n_tiles,
+                                             prob_thresh=prob_thresh, nms_thresh=nms_thresh))
+    folder.check()
     bad = [k for k in formats if not getattr(classes[k], "slide_ok", True)]
     if bad:
         for f in files:
             if is_slide_path(f):
                 raise InputError(f"--format {bad[0]}: not available for the slide {f} "
                                  f"(it needs the whole image in memory); use it for images only")
-    return files, formats, classes, out
+    return files, formats, classes, out, folder
 
 
 @contextlib.contextmanager
@@ -441,10 +441,10 @@ def predict_distributed(inputs, *, model, out, workers: int | None = None, sched
     if tf_threads is not None and (not isinstance(tf_threads, int) or tf_threads < 1):
         raise InputError(f"tf_threads {tf_threads}: must be at least 1")
     model_dir = Path(model).resolve()
-    files, formats, classes, out = _validate(inputs, model=model_dir, out=out, formats=formats, label_sets=label_sets,
-                                             taxonomy=taxonomy, abstain=abstain, mpp=mpp, input_mpp=input_mpp,
-                                             block_size=block_size, min_overlap=min_overlap, context=context,
-                                             writers=writers)
+    files, formats, classes, out, folder = _validate(
+        inputs, model=model_dir, out=out, formats=formats, label_sets=label_sets, taxonomy=taxonomy, abstain=abstain,
+        mpp=mpp, input_mpp=input_mpp, block_size=block_size, min_overlap=min_overlap, context=context,
+        writers=writers, n_tiles=n_tiles, prob_thresh=prob_thresh, nms_thresh=nms_thresh, tissue_mask=tissue_mask)
     options = dict(label_sets=label_sets, taxonomy=taxonomy, abstain=abstain, mpp=mpp, input_mpp=input_mpp,
                    tissue_mask=tissue_mask, block_size=block_size, min_overlap=min_overlap, context=context,
                    n_tiles=n_tiles, prob_thresh=prob_thresh, nms_thresh=nms_thresh, backend=backend)
@@ -453,16 +453,17 @@ def predict_distributed(inputs, *, model, out, workers: int | None = None, sched
     out = out.resolve()
 
     def complete(f):
-        return all((out / f.stem).with_suffix(classes[k].suffix).is_file() for k in formats)
+        return all(t.is_file() for t in output_targets(out, f, formats, classes))
 
     results = {f: InputResult(f, "skipped") for f in files if resume and complete(f)}
     pending = [f for f in files if f not in results]
     summary = DistributedSummary(out, formats)
     t0 = time.perf_counter()
     if pending:
-        from tqdm.auto import tqdm
+        from ..console import progress as progress_bar
 
-        with _client(distributed, workers=workers, scheduler=scheduler, threads_per_worker=1) as (client, cluster):
+        with folder, _client(distributed, workers=workers, scheduler=scheduler,
+                             threads_per_worker=1) as (client, cluster):
             info = client.scheduler_info(n_workers=-1)["workers"] if scheduler is None else _wait_workers(client)
             summary.n_workers = len(info)
             host_workers = {}
@@ -485,7 +486,7 @@ def predict_distributed(inputs, *, model, out, workers: int | None = None, sched
                                      options=options, key=f"stardist-hier-predict-{i}-{f.stem}-{os.getpid()}-"
                                                           f"{time.time_ns()}", pure=False, retries=0): f
                        for i, f in enumerate(pending)}
-            bar = tqdm(total=len(pending), disable=not progress, unit="input", desc="inputs")
+            bar = progress_bar(total=len(pending), verbose=int(bool(progress)), unit="input", desc="inputs")
             try:
                 for fut in distributed.as_completed(futures):
                     f = futures[fut]
@@ -497,8 +498,8 @@ def predict_distributed(inputs, *, model, out, workers: int | None = None, sched
                         r = InputResult(f, "failed", error=f"{type(e).__name__}: {msg}")
                     results[f] = r
                     bar.update(1)
-                    if r.status == "failed" and (progress or log):
-                        (bar.write if progress else log)(f"failed: {f}: {r.error}")
+                    if r.status == "failed" and log:
+                        log(f"failed: {f}: {r.error}")
             finally:
                 bar.close()
                 for fut in futures:

@@ -136,12 +136,21 @@ class Nuclei:
     def labels(self, label_set: LabelSet) -> tuple:
         """``(names, label_prob)`` at a dataset's label set (summed leaf probabilities).
 
-        ``label_prob`` has column 0 background, then one column per label of ``label_set``.
+        ``names`` is ``"outside label set"`` where the leaves no label covers hold more
+        probability than any label. ``label_prob`` has column 0 background, then one
+        column per label of ``label_set``. See :meth:`label_set_decisions` for the
+        outside probability and abstention.
         """
+        d = self.label_set_decisions(label_set)
+        return d.names, d.label_prob
+
+    def label_set_decisions(self, label_set: LabelSet, *, abstain: float | None = None):
+        """Labels at a label set with the probability outside it and optional abstention
+        (:func:`stardist_hier.classify.label_set_decisions`)."""
         self._require_classes()
         if not isinstance(label_set, LabelSet) or label_set.tree != self.tree:
             raise ValueError(f"label set {getattr(label_set, 'name', label_set)!r} is not on the model's tree")
-        return classify.label_decisions(self.class_prob, label_set)
+        return classify.label_set_decisions(self.class_prob, label_set, abstain=abstain)
 
     def abstain(self, threshold: float) -> list:
         """Deepest node on each nucleus's most probable path whose probability reaches ``threshold``."""

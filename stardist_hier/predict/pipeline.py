@@ -7,7 +7,8 @@ StarDist's own responsibility filter keeps every nucleus in exactly one block. T
 result is a stream of :class:`~stardist_hier.predict.Nuclei` chunks (one per block,
 level-0 coordinates): neither the full-resolution slide nor a label image of it is
 ever held in memory. On the same pixels the nuclei are those of
-``model.predict_instances_big`` (same order, same classes).
+``model.predict_instances_big`` (same order, same classes). Every block is normalised
+with the model's input normalisation, fitted once per input (:func:`plan_prediction`).
 
 TensorFlow is imported only when a model is loaded (:func:`load_model`); planning
 (:func:`plan_prediction`) needs the model object but runs no network.
@@ -28,7 +29,7 @@ from ..errors import InputError, ModelFolderError
 from .nuclei import Nuclei
 
 __all__ = ["PredictionPlan", "PredictStats", "plan_prediction", "predict_nuclei", "predict_all", "list_inputs",
-           "load_model", "DEFAULT_BLOCK_SIZE", "DEFAULT_MIN_OVERLAP"]
+           "load_model", "model_normalization", "DEFAULT_BLOCK_SIZE", "DEFAULT_MIN_OVERLAP"]
 
 DEFAULT_BLOCK_SIZE = 1024
 DEFAULT_MIN_OVERLAP = 128
@@ -79,6 +80,10 @@ class PredictionPlan:
         Pixel size of the input's level 0 and of the model.
     predict_kwargs : dict
         Passed to ``predict_instances`` for every block.
+    levels : stardist_hier.normalization.Levels or None
+        The model's input normalisation fitted for this input, applied to every block by
+        ``image``: on the whole image for an image, on the tissue of a low-resolution
+        level for a slide (once, never per block).
     """
 
     path: Path | None
@@ -91,6 +96,7 @@ class PredictionPlan:
     target_mpp: float | None
     min_overlap: tuple
     predict_kwargs: dict = field(default_factory=dict)
+    levels: object = None
 
     @property
     def name(self) -> str:
@@ -171,7 +177,12 @@ def plan_prediction(model, source, *, mpp: float | None = None, input_mpp: float
                     block_size=DEFAULT_BLOCK_SIZE, min_overlap=DEFAULT_MIN_OVERLAP, context=None,
                     tissue_mask: bool = True, backend: str | None = None, prob_thresh: float | None = None,
                     nms_thresh: float | None = None, n_tiles=None) -> PredictionPlan:
-    """Open and validate one input; decide level, resampling, blocks and tissue (no network run).
+    """Open and validate one input; decide level, resampling, blocks, tissue and normalisation (no network run).
+
+    The model's input normalisation (``hier_normalize``, :func:`model_normalization`) is
+    fitted here, once for the input (``plan.levels``): on the whole image at the model's
+    pixel size for an image (as ``model.predict_instances(img, normalize=True)``), and
+    on the tissue of the slide's low-resolution thumbnail for a slide (never per block).
 
     Parameters
     ----------
@@ -201,7 +212,7 @@ def plan_prediction(model, source, *, mpp: float | None = None, input_mpp: float
         bad block parameters.
     """
     from ..models import _stardist_big_compat as big
-    from ..slides import ArrayReader, SlideArray, SlideReader, open_input
+    from ..slides import ArrayReader, SlideArray, SlideReader, open_input, thumbnail
     from ..slides import tissue_mask as make_mask
 
     if isinstance(source, SlideReader):
@@ -226,17 +237,42 @@ def plan_prediction(model, source, *, mpp: float | None = None, input_mpp: float
             if target is None:
                 raise InputError(f"{name}: the model's training pixel size (config hier_mpp) is unknown; "
                                  f"give it with --mpp")
+        elif target is None and input_mpp is not None:
+            raise InputError(f"--input-mpp {input_mpp}: the model's training pixel size is unknown (no hier_mpp in "
+                             f"its config.json), so {name} cannot be resampled to it; give the model's pixel size "
+                             f"with --mpp, or leave out --input-mpp to predict at the image's own resolution")
+        elif target is None and reader.mpp is not None:
+            _warn_pixel_size(f"the model's training pixel size is unknown (no hier_mpp in its config.json): "
+                             f"images are predicted at their own resolution, whatever pixel size they state; "
+                             f"give the model's pixel size with --mpp to resample them to it")
+        elif target is not None and reader.mpp is None:
+            _warn_pixel_size(f"images without a pixel size (PNG, JPEG, TIFF without resolution tags) are predicted "
+                             f"at their own resolution, taken to be the model's {target:g} um/px; give --input-mpp "
+                             f"if it differs")
         downsample = target / reader.mpp if (target is not None and reader.mpp is not None) else 1.0
         cin = int(model.config.n_channel_in)
         if reader.channels != cin:
             raise InputError(f"{name}: image has {reader.channels} channel(s), the model expects {cin}")
-        image = SlideArray(reader, downsample=downsample)
+        norm = model_normalization(model)
+        fit_pixels = norm.kind == "percentile"
+        mask = None
+        if reader.is_slide:
+            # the tissue of a low-resolution level: the tissue mask and the slide's normalisation
+            tissue = None
+            if tissue_mask or fit_pixels:
+                thumb = thumbnail(reader)
+                tissue = make_mask(reader, thumb=thumb)
+            levels = norm.fit(thumb[0], mask=tissue.mask) if fit_pixels else norm.fit()
+            mask = tissue if tissue_mask else None
+        else:  # an image: the whole image, at the model's pixel size
+            raw = SlideArray(reader, downsample=downsample)
+            levels = norm.fit(raw.read_uint8(0, 0, *raw.shape[:2])) if fit_pixels else norm.fit()
+        image = SlideArray(reader, downsample=downsample, levels=levels)
         try:
             params = big.block_params(model, block_size=block_size, min_overlap=min_overlap, context=context)
         except ValueError as e:
             raise InputError(f"--block-size/--min-overlap/--context: {e}") from None
         blocks = big.cover(model, image.shape[:2], params, channels=image.shape[2])
-        mask = make_mask(reader) if (tissue_mask and reader.is_slide) else None
         keep = []
         for b in blocks:
             if mask is None:
@@ -253,7 +289,32 @@ def plan_prediction(model, source, *, mpp: float | None = None, input_mpp: float
         if not isinstance(source, SlideReader):
             reader.close()
         raise
-    return PredictionPlan(path, reader, image, blocks, keep, mask, reader.mpp, target, params.min_overlap, kw)
+    return PredictionPlan(path, reader, image, blocks, keep, mask, reader.mpp, target, params.min_overlap, kw, levels)
+
+
+class PixelSizeWarning(UserWarning):
+    """The input's and the model's pixel sizes cannot be matched: the input is predicted at its own resolution."""
+
+
+def _warn_pixel_size(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, PixelSizeWarning, stacklevel=3)
+
+
+def model_normalization(model):
+    """The input normalisation of a model (:class:`~stardist_hier.normalization.Normalization`).
+
+    ``model.normalization`` for a :class:`~stardist_hier.StarDist2DHier`; for another
+    StarDist model the ``hier_normalize`` of its config, or the default (StarDist's
+    usual percentiles 1 to 99.8 per channel).
+    """
+    from ..normalization import KEY, Normalization
+
+    norm = getattr(model, "normalization", None)
+    if isinstance(norm, Normalization):
+        return norm
+    return Normalization.from_config(getattr(getattr(model, "config", None), KEY, None))
 
 
 def predict_nuclei(model, plan: PredictionPlan, *, progress: bool = False, stats: PredictStats | None = None):

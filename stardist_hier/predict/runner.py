@@ -9,16 +9,31 @@ temporary name and rename when complete.
 from __future__ import annotations
 
 import contextlib
+import json
+import math
+import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError, RunFolderError, did_you_mean
-from .writers import output_path
-from .pipeline import (DEFAULT_BLOCK_SIZE, DEFAULT_MIN_OVERLAP, PredictStats, list_inputs, load_model,
-                       plan_prediction, predict_nuclei)
+from ..errors import InputError, RunFolderError, did_you_mean, shorten
+from ..io.lock import LOCK_INFO_NAME, LOCK_NAME, FolderLock
+from .pipeline import (DEFAULT_BLOCK_SIZE, DEFAULT_MIN_OVERLAP, PixelSizeWarning, PredictStats, list_inputs,
+                       load_model, plan_prediction, predict_nuclei)
 
-__all__ = ["RunSummary", "predict_to_folder", "resolve_label_sets", "check_out_folder"]
+__all__ = ["RunSummary", "predict_to_folder", "resolve_label_sets", "check_out_folder", "output_targets",
+           "check_targets", "check_predict_options", "output_record", "check_output_record", "OutputFolder",
+           "RECORD_NAME"]
+
+#: The record of the options an output folder's files were made with (see :class:`OutputFolder`).
+RECORD_NAME = ".stardist-hier-predict.json"
+_RESERVED = (RECORD_NAME, LOCK_NAME, LOCK_INFO_NAME)
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``"1 tile"``, ``"2 tiles"``."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"
 
 
 @dataclass
@@ -48,24 +63,259 @@ class RunSummary:
         s = self.stats
         done = self.n_inputs - self.n_resumed
         extra = f", {self.n_resumed} already complete" if self.n_resumed else ""
-        return (f"predicted {s.n_nuclei} nuclei on {done} input(s) ({s.n_predicted} tiles, {s.n_skipped} blank "
-                f"tiles skipped{extra}) in {s.seconds:.1f} s; wrote {len(self.outputs)} file(s) "
-                f"({', '.join(self.formats)}) to {self.out}")
+        return (f"predicted {plural(s.n_nuclei, 'nucleus', 'nuclei')} on {plural(done, 'input')} "
+                f"({plural(s.n_predicted, 'tile')}, {plural(s.n_skipped, 'blank tile')} skipped{extra}) in "
+                f"{s.seconds:.1f} s; wrote {plural(len(self.outputs), 'file')} ({', '.join(self.formats)}) "
+                f"to {self.out}")
 
 
 def check_out_folder(out) -> Path:
-    """``out`` must be a folder or not exist yet (with no file on its path)."""
+    """``out`` must be a writable folder, or not exist yet and be creatable (no file on its path,
+    the nearest existing folder writable)."""
     out = Path(out)
     p = out
     while True:
-        if p.exists():
+        try:
+            exists = p.exists()
+        except OSError as e:  # a name too long, a path through a file the OS refuses to look at
+            raise RunFolderError(f"--out {shorten(str(out), 200)}: cannot be created ({e.strerror or e})") from None
+        if exists:
             if not p.is_dir():
                 what = "is a file, not a folder" if p == out else f"cannot be created: {p} is a file"
+                raise RunFolderError(f"--out {out}: {what}")
+            if not os.access(p, os.W_OK | os.X_OK):
+                what = "is not writable" if p == out else f"cannot be created: {p} is not writable"
                 raise RunFolderError(f"--out {out}: {what}")
             return out
         if p.parent == p:
             return out
         p = p.parent
+
+
+def _output_stem(f: Path) -> str:
+    """The name outputs of the input ``f`` are given (its stem); refused when it names no file."""
+    stem = f.stem
+    if stem in ("", ".", "..") or "/" in stem or "\\" in stem or stem in _RESERVED:
+        raise InputError(f"{f}: its name gives no usable output name (stem {stem!r}); rename the input")
+    return stem
+
+
+def output_targets(out, f, formats, classes, *, extras: bool = False) -> list:
+    """The files written for the input ``f`` in ``out``, one per format (``extras``: every file,
+    e.g. the class file beside a label image)."""
+    stem_path = Path(out) / _output_stem(Path(f))
+    if extras:
+        return [t for k in formats for t in classes[k].targets(stem_path)]
+    return [classes[k].target(stem_path) for k in formats]
+
+
+def check_targets(files, out, formats, classes) -> None:
+    """Refuse outputs that would overwrite each other, replace an input, or land outside ``out``.
+
+    Also refused: ``labels`` into the folder of an input (label images beside the images
+    would be taken for inputs by the next run, and a ``.tif`` input replaced).
+
+    Raises
+    ------
+    InputError
+        Naming the input and the output.
+    """
+    out = Path(out)
+    root = out.resolve()
+    inputs = {Path(f).resolve(): f for f in files}
+    folders = {Path(f).resolve().parent: f for f in files}
+    if "labels" in formats and root in folders:
+        raise InputError(f"--out {out} is the folder of the input {folders[root]}: label images written beside "
+                         f"the inputs could replace them and would be read as inputs next time; choose another "
+                         f"--out")
+    seen = {}
+    for f in files:
+        for t in output_targets(out, f, formats, classes, extras=True):
+            rt = t.resolve()
+            if root != rt.parent and root not in rt.parents:
+                raise InputError(f"{f}: its output {t} would be written outside --out {out}; rename the input")
+            if rt in inputs or (t.exists() and any(_same_file(t, g) for g in inputs)):
+                raise InputError(f"--out {out}: the output {t} of {f} would replace the input "
+                                 f"{inputs.get(rt, t)}; choose another --out")
+            if rt in seen and seen[rt] != f:
+                raise InputError(f"{f}: its output {t.name} would overwrite that of {seen[rt]}; rename one")
+            seen[rt] = f
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_predict_options(*, abstain=None, mpp=None, input_mpp=None, block_size=DEFAULT_BLOCK_SIZE,
+                          min_overlap=DEFAULT_MIN_OVERLAP, context=None, n_tiles=None, prob_thresh=None,
+                          nms_thresh=None) -> None:
+    """Range of every numeric option of prediction, named as on the command line.
+
+    Raises
+    ------
+    InputError
+        ``--abstain`` outside (0, 1], ``--prob-thresh``/``--nms-thresh`` outside (0, 1),
+        a pixel size outside (0, 100), a block size, overlap or context that is not a
+        positive (overlap, context: non-negative) whole number, ``--n-tiles`` not two
+        positive whole numbers.
+    """
+    def number(opt, v, lo, hi, *, lo_open=False, hi_open=False):
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ok = ok and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+        if not ok:
+            rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+            raise InputError(f"{opt} {shorten(v)}: must be a number in {rng}")
+
+    def whole(opt, v, lo):
+        vals = list(v) if isinstance(v, (list, tuple)) else [v]
+        for x in vals:
+            if isinstance(x, bool) or not hasattr(x, "__index__"):
+                raise InputError(f"{opt} {shorten(v)}: must be a whole number")
+            if int(x) < lo:
+                raise InputError(f"{opt} {shorten(v)}: must be {'positive' if lo > 0 else 'non-negative'}")
+
+    if abstain is not None:
+        number("--abstain", abstain, 0, 1, lo_open=True)
+    if prob_thresh is not None:
+        number("--prob-thresh", prob_thresh, 0, 1, lo_open=True, hi_open=True)
+    if nms_thresh is not None:
+        number("--nms-thresh", nms_thresh, 0, 1, lo_open=True, hi_open=True)
+    for opt, v in (("--mpp", mpp), ("--input-mpp", input_mpp)):
+        if v is not None:
+            number(opt, v, 0, 100, lo_open=True, hi_open=True)
+    whole("--block-size", block_size, 1)
+    whole("--min-overlap", min_overlap, 0)
+    if context is not None:
+        whole("--context", context, 0)
+    if n_tiles is not None:
+        if not isinstance(n_tiles, (list, tuple)) or len(n_tiles) != 2:
+            raise InputError(f"--n-tiles {shorten(n_tiles)}: give two whole numbers NY NX")
+        whole("--n-tiles", n_tiles, 1)
+
+
+def _model_fingerprint(model) -> str:
+    """SHA-256 of a model's config, thresholds and weights (what its predictions depend on)."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    h.update(json.dumps(vars(model.config), sort_keys=True, default=str).encode("utf-8"))
+    th = getattr(model, "thresholds", None)
+    th = th._asdict() if hasattr(th, "_asdict") else th
+    h.update(json.dumps(th, sort_keys=True, default=str).encode("utf-8"))
+    for w in model.keras_model.get_weights():
+        w = np.ascontiguousarray(w)
+        h.update(str((w.dtype.str, w.shape)).encode("utf-8"))
+        h.update(w.tobytes())
+    return h.hexdigest()
+
+
+def output_record(model, sets, **options) -> dict:
+    """What an output folder's files are made with: the model (a digest of its config, thresholds
+    and weights), the label sets (names and a digest of their definitions) and the options
+    that change the outputs' content (not the formats, which only add files).
+    """
+    import hashlib
+
+    from ..version import __version__
+
+    defs = json.dumps([ls.to_dict() for ls in sets], sort_keys=True, default=str)
+    opts = {"model": _model_fingerprint(model), "label_sets": [ls.name for ls in sets],
+            "label_set_definitions": hashlib.sha256(defs.encode("utf-8")).hexdigest()}
+    opts.update(options)
+    opts = json.loads(json.dumps(opts, default=str))  # tuples -> lists, as read back
+    folder = getattr(model, "logdir", None) if getattr(model, "basedir", None) is not None else None
+    return {"made_by": f"stardist-hier {__version__}", "model_folder": None if folder is None else str(folder),
+            "options": opts}
+
+
+def _record_difference(old: dict, new: dict) -> list:
+    a, b = old.get("options") or {}, new.get("options") or {}
+    out = []
+    for k in sorted(set(a) | set(b), key=lambda k: (k != "model", k)):
+        if a.get(k, "<absent>") != b.get(k, "<absent>"):
+            if k == "model":
+                out.append(f"model: another model or weights ({old.get('model_folder') or 'in memory'} -> "
+                           f"{new.get('model_folder') or 'in memory'})")
+            elif k == "label_set_definitions":
+                if a.get("label_sets") == b.get("label_sets"):
+                    out.append("label sets: same names, other definitions (taxonomy)")
+            else:
+                out.append(f"{k}: {shorten(a.get(k, '<absent>'), 40)} -> {shorten(b.get(k, '<absent>'), 40)}")
+    return out
+
+
+def check_output_record(out, record: dict) -> None:
+    """Refuse an output folder whose files were made with other options (read only).
+
+    Raises
+    ------
+    RunFolderError
+        Naming the folder and every option that differs (old -> new).
+    """
+    out = Path(out)
+    f = out / RECORD_NAME
+    if not f.is_file():
+        return
+    try:
+        old = json.loads(f.read_text(encoding="utf-8"))
+        if not isinstance(old, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        raise RunFolderError(f"output folder {out}: its record {f} cannot be read ({type(e).__name__}); "
+                             f"choose another --out") from None
+    diff = _record_difference(old, record)
+    if diff:
+        raise RunFolderError(f"output folder {out} holds outputs made with other options ({'; '.join(diff)}); "
+                             f"they are left untouched: choose another --out")
+
+
+class OutputFolder:
+    """The guards of a prediction output folder: one ``predict`` at a time, and no mixing of options.
+
+    Like an experiment's run folder (:mod:`stardist_hier.training.experiment.runfolder`):
+    while predictions are written the folder is locked (``OUT/.lock``, refused at once
+    naming the holder's PID, host and start time), and ``OUT/.stardist-hier-predict.json``
+    records the options the outputs are made with (:func:`output_record`). A later run
+    into the folder with other options, with or without ``--resume``, is refused naming
+    every option that differs (:func:`check_output_record`).
+
+    Parameters
+    ----------
+    out : path
+    record : dict
+        From :func:`output_record`.
+    """
+
+    def __init__(self, out, record: dict):
+        self.out = Path(out)
+        self.record = record
+        self._lock = FolderLock(self.out, what="output folder", user="another stardist-hier predict")
+
+    def check(self) -> None:
+        """Read-only checks before anything is written: not locked, same options."""
+        self._lock.probe()
+        check_output_record(self.out, self.record)
+
+    def __enter__(self):
+        from ..io import atomic_write_text
+
+        self._lock.acquire()  # creates OUT
+        try:
+            check_output_record(self.out, self.record)  # again, under the lock
+            if not (self.out / RECORD_NAME).is_file():
+                atomic_write_text(self.out / RECORD_NAME, json.dumps(self.record, indent=2) + "\n")
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.release()
 
 
 def resolve_label_sets(model, names, *, taxonomy=None) -> list:
@@ -126,12 +376,31 @@ def _writer_classes(formats, writers):
     return formats, {f: writers[f] for f in formats}
 
 
+def _plan_saying_once(model, f, plan_kw, said: set):
+    """:func:`plan_prediction`, its pixel-size warning said once per run (not once per input)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PixelSizeWarning)
+        plan = plan_prediction(model, f, **plan_kw)
+    for w in caught:
+        if issubclass(w.category, PixelSizeWarning):
+            if str(w.message) in said:
+                continue
+            said.add(str(w.message))
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return plan
+
+
 def predict_to_folder(inputs, *, model, out, formats=("geojson",), label_sets=None, taxonomy=None,
                       abstain: float | None = None, mpp: float | None = None, input_mpp: float | None = None,
                       tissue_mask: bool = True, block_size=DEFAULT_BLOCK_SIZE, min_overlap=DEFAULT_MIN_OVERLAP,
                       context=None, n_tiles=None, prob_thresh=None, nms_thresh=None, backend=None,
-                      resume: bool = False, progress: bool = False, writers=None) -> RunSummary:
-    """Predict every input and write ``out/<stem><suffix>`` for every format.
+                      resume: bool = False, progress: bool = False, writers=None,
+                      guard: bool = True) -> RunSummary:
+    """Predict every input and write ``out/<stem><suffix>`` for every format (overlays in ``out/overlay/``).
+
+    Outputs never replace an input and never land outside ``out``; while they are
+    written ``out`` is locked, and the options they are made with are recorded in it
+    (:class:`OutputFolder`): a later run into ``out`` with other options is refused.
 
     Parameters
     ----------
@@ -153,22 +422,29 @@ def predict_to_folder(inputs, *, model, out, formats=("geojson",), label_sets=No
     resume : bool
         Skip inputs whose outputs all exist.
     progress : bool
-        Progress bar over tiles.
+        Progress: a bar over inputs and one over each input's tiles on a terminal, plain
+        lines (at most one every 30 s, and one when done) otherwise.
     writers : dict, optional
         ``{format: writer class}``; default the package's writers.
+    guard : bool
+        Lock ``out`` and record the options (default). ``False``: the caller does (the
+        Dask client of :func:`stardist_hier.predict.distributed.predict_distributed`).
 
     Raises
     ------
     InputError, ModelFolderError, RunFolderError
         Before anything is written, naming the file or option.
     """
+    from ..console import progress as progress_bar
     from ..slides import thumbnail
 
     formats, classes = _writer_classes(formats, writers)
+    check_predict_options(abstain=abstain, mpp=mpp, input_mpp=input_mpp, block_size=block_size,
+                          min_overlap=min_overlap, context=context, n_tiles=n_tiles, prob_thresh=prob_thresh,
+                          nms_thresh=nms_thresh)
     out = check_out_folder(out)
-    if abstain is not None and not (0 < abstain <= 1):
-        raise InputError(f"--abstain {abstain}: must be in (0, 1]")
     files = list_inputs(inputs)
+    check_targets(files, out, formats, classes)
     if not hasattr(model, "predict_instances"):
         model = load_model(model)
     sets = resolve_label_sets(model, label_sets, taxonomy=taxonomy)
@@ -177,22 +453,24 @@ def predict_to_folder(inputs, *, model, out, formats=("geojson",), label_sets=No
     plan_kw = dict(mpp=mpp, input_mpp=input_mpp, block_size=block_size, min_overlap=min_overlap, context=context,
                    tissue_mask=tissue_mask, backend=backend, prob_thresh=prob_thresh, nms_thresh=nms_thresh,
                    n_tiles=n_tiles)
+    folder = None
+    if guard:
+        record = output_record(model, sets, abstain=abstain, mpp=mpp, input_mpp=input_mpp, tissue_mask=tissue_mask,
+                               block_size=block_size, min_overlap=min_overlap, context=context, n_tiles=n_tiles,
+                               prob_thresh=prob_thresh, nms_thresh=nms_thresh)
+        folder = OutputFolder(out, record)
+        folder.check()
 
     def targets(f):  # as the writers name them
-        return [output_path(out / f.stem, classes[k].suffix) for k in formats]
-
-    seen = {}
-    for f in files:
-        for t in targets(f):
-            if t in seen:
-                raise InputError(f"{f}: its output {t.name} would overwrite that of {seen[t]}; rename one")
-            seen[t] = f
+        return output_targets(out, f, formats, classes)
 
     pending = [f for f in files if not (resume and all(t.is_file() for t in targets(f)))]
     # validate every pending input before writing anything (plans are re-made when predicting,
     # so that images are not all held in memory at once)
     for f in pending:
-        plan = plan_prediction(model, f, **plan_kw)
+        with warnings.catch_warnings():  # said once when predicting, not before a possible error
+            warnings.simplefilter("ignore", PixelSizeWarning)
+            plan = plan_prediction(model, f, **plan_kw)
         try:
             if plan.is_slide:
                 for k in formats:
@@ -205,22 +483,33 @@ def predict_to_folder(inputs, *, model, out, formats=("geojson",), label_sets=No
     summary = RunSummary(out, formats, n_inputs=len(files), n_resumed=len(files) - len(pending))
     t0 = time.perf_counter()
     tree = model.tree if model._is_multiclass() else None
-    for f in pending:
-        out.mkdir(parents=True, exist_ok=True)
-        plan = plan_prediction(model, f, **plan_kw)
-        try:
-            with contextlib.ExitStack() as stack:
-                ws = []
-                for k in formats:
-                    extra = {"image": thumbnail(plan.reader)[0]} if k == "overlay" else {}
-                    ws.append(stack.enter_context(classes[k](out / f.stem, label_sets=sets, abstain=abstain,
-                                                             tree=tree, mpp=plan.input_mpp, image_shape=plan.shape,
-                                                             **extra)))
-                for chunk in predict_nuclei(model, plan, progress=progress, stats=summary.stats):
-                    for w in ws:
-                        w.write(chunk)
-        finally:
-            plan.close()
-        summary.outputs.extend(targets(f))
+    if not pending:
+        return summary
+    with contextlib.ExitStack() as guard_stack:
+        if folder is not None:
+            guard_stack.enter_context(folder)  # locks (and creates) OUT, records the options
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+        bar = guard_stack.enter_context(contextlib.closing(progress_bar(
+            total=len(pending), verbose=int(bool(progress)) if len(pending) > 1 else 0, unit="input",
+            desc="inputs")))
+        said = set()
+        for f in pending:
+            plan = _plan_saying_once(model, f, plan_kw, said)
+            try:
+                with contextlib.ExitStack() as stack:
+                    ws = []
+                    for k in formats:
+                        extra = {"image": thumbnail(plan.reader)[0]} if k == "overlay" else {}
+                        ws.append(stack.enter_context(classes[k](out / _output_stem(f), label_sets=sets,
+                                                                 abstain=abstain, tree=tree, mpp=plan.input_mpp,
+                                                                 image_shape=plan.shape, **extra)))
+                    for chunk in predict_nuclei(model, plan, progress=progress, stats=summary.stats):
+                        for w in ws:
+                            w.write(chunk)
+            finally:
+                plan.close()
+            summary.outputs.extend(p for w in ws for p in w.paths)
+            bar.update(1)
     summary.stats.seconds = time.perf_counter() - t0
     return summary

@@ -9,7 +9,7 @@ choose them by name from :data:`WRITERS`::
         for chunk in chunks:          # stardist_hier.predict.Nuclei, level-0 pixels
             w.write(chunk)
 
-The output goes to ``output_path(path_stem, W.suffix)`` (the stem plus the suffix, so dotted stems such as ``sample.1`` stay whole); it is written under a unique
+The output goes to ``W.target(path_stem)``: ``output_path(path_stem, W.suffix)`` (the stem plus the suffix, so dotted stems such as ``sample.1`` stay whole; the overlay in the sub-folder ``overlay/``); it is written under a unique
 temporary name beside it and renamed into place when the ``with`` block ends without
 an exception. On an exception nothing is left behind (an older file of the same name
 is kept as it was). ``W.slide_ok`` tells whether a writer handles whole-slide images
@@ -26,7 +26,9 @@ label_sets : list of LabelSet
 abstain : float or None
     Abstention threshold: each nucleus also gets the deepest node on its most
     probable path whose (nucleus-conditional) probability reaches it
-    (:func:`stardist_hier.classify.abstain_to_ancestor`).
+    (:func:`stardist_hier.classify.abstain_to_ancestor`), and at every label set its
+    label, or ``uncertain`` when that label's nucleus-conditional probability is below it
+    (:func:`stardist_hier.classify.label_set_decisions`).
 tree : ClassTree or None
     The model's tree; ``None`` for a segmentation-only model (no classes written).
 mpp : float or None
@@ -49,7 +51,8 @@ Formats
     ``<stem>.tif`` (int32 instance labels) and ``<stem>.json`` (``{"id": [leaf
     probabilities]}``), exactly what ``stardist-hier evaluate --pred`` reads.
 ``overlay`` (:class:`OverlayWriter`)
-    ``<stem>.png``: the image (or slide thumbnail) with nuclei coloured by class and a legend.
+    ``overlay/<stem>.png`` (a sub-folder, apart from the label images): the image (or slide
+    thumbnail) with nuclei coloured by class and a legend.
 """
 
 from __future__ import annotations
@@ -101,10 +104,25 @@ class Writer:
     #: Extra suffixes written beside the main file (each its own atomic file).
     extra_suffixes: tuple = ()
 
+    @classmethod
+    def target(cls, path_stem) -> Path:
+        """The main file this writer writes for ``path_stem`` (see :func:`output_path`)."""
+        return output_path(path_stem, cls.suffix)
+
+    @classmethod
+    def targets(cls, path_stem) -> list:
+        """Every file this writer may write for ``path_stem``: the main one and the extras."""
+        return [cls.target(path_stem)] + [output_path(path_stem, s) for s in cls.extra_suffixes]
+
+    @property
+    def paths(self) -> list:
+        """The files this writer writes (main file first)."""
+        return [self.path] + [output_path(self.path_stem, s) for s in self._extras()]
+
     def __init__(self, path_stem, *, label_sets=None, abstain=None, tree=None, mpp=None, image_shape=None,
                  image=None):
         self.path_stem = Path(path_stem)
-        self.path = output_path(self.path_stem, self.suffix)
+        self.path = self.target(self.path_stem)
         if tree is not None and not isinstance(tree, ClassTree):
             raise TypeError(f"tree must be a ClassTree or None, got {type(tree).__name__}")
         self.tree = tree
@@ -138,6 +156,10 @@ class Writer:
     # ---- context manager
     def __enter__(self):
         stack = contextlib.ExitStack()
+        # a folder made for the outputs (the overlay's sub-folder) goes again when nothing is written
+        missing = self.path.parent if not self.path.parent.exists() else None
+        if missing is not None:
+            stack.callback(_remove_if_empty, missing)
         try:
             tmp = [stack.enter_context(atomic_path(self.path))]
             tmp += [stack.enter_context(atomic_path(output_path(self.path_stem, s))) for s in self._extras()]
@@ -214,14 +236,17 @@ class Writer:
         leaf_idx, leaves = classify.leaf_decisions(cp, self.tree)
         out["leaf"] = leaves
         out["prob_leaf"] = cp[np.arange(len(cp)), leaf_idx] if len(cp) else np.zeros(0)
-        out["sets"] = []
-        for ls in self.label_sets:
-            names, lp = classify.label_decisions(cp, ls)
-            k = np.asarray([ls.labels.index(n) + 1 for n in names], np.int64)
-            out["sets"].append((names, lp[np.arange(len(cp)), k] if len(cp) else np.zeros(0), lp))
+        # per label set: the label (or "outside label set"), its probability, the outside mass,
+        # and with abstain the label or "uncertain" (classify.label_set_decisions)
+        out["sets"] = [classify.label_set_decisions(cp, ls, abstain=self.abstain) for ls in self.label_sets]
         if self.abstain is not None:
             out["abstain"] = classify.abstain_to_ancestor(cp, self.tree, self.abstain)
         return out
+
+
+def _remove_if_empty(folder) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only an empty folder
 
 
 def _exc_info():
@@ -249,9 +274,13 @@ def table_columns(*, tree, label_sets, abstain, mpp) -> list:
 
     ``id``, ``centroid_y``, ``centroid_x`` (level-0 px), ``centroid_y_um``,
     ``centroid_x_um`` (with ``mpp``), ``area_px``, ``area_um2`` (with ``mpp``),
-    ``object_prob``; with a tree: ``label_<set>``, ``prob_<set>`` for every label set,
-    ``leaf``, ``prob_leaf``, ``p_background`` and ``p_<node>`` for every tree node,
-    and ``abstain_node`` when ``abstain`` is set.
+    ``object_prob``; with a tree, for every label set: ``label_<set>`` (the most probable
+    label, or ``outside label set`` when the leaves no label covers hold more),
+    ``prob_<set>`` (its probability), ``outside_<set>`` (the probability outside the
+    label set) and, when ``abstain`` is set, ``abstained_<set>`` (the label, or
+    ``uncertain`` when its probability given a nucleus is below ``abstain``); then
+    ``leaf``, ``prob_leaf``, ``p_background`` and ``p_<node>`` for every tree node, and
+    ``abstain_node`` when ``abstain`` is set.
     """
     cols = ["id", "centroid_y", "centroid_x"]
     if mpp is not None:
@@ -259,7 +288,9 @@ def table_columns(*, tree, label_sets, abstain, mpp) -> list:
     cols += ["area_px"] + (["area_um2"] if mpp is not None else []) + ["object_prob"]
     if tree is not None:
         for name in _unique_names([ls.name for ls in label_sets]):
-            cols += [f"label_{name}", f"prob_{name}"]
+            cols += [f"label_{name}", f"prob_{name}", f"outside_{name}"]
+            if abstain is not None:
+                cols.append(f"abstained_{name}")
         cols += ["leaf", "prob_leaf"] + [f"p_{n}" for n in tree.node_names()]
         if abstain is not None:
             cols.append("abstain_node")
@@ -286,9 +317,12 @@ class _TableWriter(Writer):
         t["object_prob"] = _r(chunk.prob.astype(np.float64), 6)
         cl = self._classes(chunk)
         if cl:
-            for name, (labels, p, _) in zip(self._set_names, cl["sets"]):
-                t[f"label_{name}"] = list(labels)
-                t[f"prob_{name}"] = _r(p, 6)
+            for name, d in zip(self._set_names, cl["sets"]):
+                t[f"label_{name}"] = list(d.names)
+                t[f"prob_{name}"] = _r(d.prob, 6)
+                t[f"outside_{name}"] = _r(d.outside, 6)
+                if self.abstain is not None:
+                    t[f"abstained_{name}"] = list(d.abstained)
             t["leaf"] = list(cl["leaf"])
             t["prob_leaf"] = _r(cl["prob_leaf"], 6)
             for j, n in enumerate(self.tree.node_names()):
@@ -357,7 +391,7 @@ class ParquetWriter(_TableWriter):
         for c in self._columns():
             if c in types:
                 t = types[c]
-            elif c.startswith("label_") or c in ("leaf", "abstain_node"):
+            elif c.startswith(("label_", "abstained_")) or c in ("leaf", "abstain_node"):
                 t = pa.string()
             else:
                 t = pa.float64()
@@ -422,10 +456,15 @@ class GeoJSONWriter(Writer):
     of numbers only (QuPath reads them as doubles, so no strings and no NaN).
 
     * The classification is the nucleus's label at the first label set (default: its
-      most probable leaf), coloured from the tree (:func:`stardist_hier.plotting.label_colors`).
+      most probable leaf), coloured from the tree (:func:`stardist_hier.plotting.label_colors`):
+      ``outside label set`` (grey) when the leaves that no label of the set covers hold
+      more probability than any label, and with ``abstain`` ``uncertain`` (dark grey)
+      when the label's probability given a nucleus is below the threshold
+      (:func:`stardist_hier.classify.label_set_decisions`).
     * Measurements: ``Nucleus id`` (the row ``id`` of the nucleus table),
       ``Object probability``, ``Area px^2`` (and ``Area µm^2`` with ``mpp``),
-      ``Prob <set>: <label>`` for every label of every requested label set,
+      ``Prob <set>: <label>`` for every label of every requested label set and
+      ``Prob <set>: outside label set`` (the probability outside it),
       ``Prob node: <node>`` for background and every tree node, and with ``abstain``
       ``Abstained`` (1 when the decision stopped above the leaf) and ``Abstention depth``.
     * The abstention node is a string, so it cannot be a measurement; it goes in the
@@ -450,12 +489,13 @@ class GeoJSONWriter(Writer):
         if self.tree is not None:
             from ..plotting import label_colors
 
-            self._colors = {k: [int(v) for v in c] for k, c in label_colors(self.label_sets[0]).items()}
+            self._colors = {k: [int(v) for v in c]
+                            for k, c in label_colors(self.label_sets[0], decisions=True).items()}
 
     def _write(self, chunk):
         if len(chunk) == 0:
             return
-        polys = _valid_polygons(chunk)
+        polys = _valid_polygons(chunk, bounds=self.image_shape)
         cl = self._classes(chunk)
         area = chunk.area
         parts = []
@@ -466,13 +506,15 @@ class GeoJSONWriter(Writer):
                 m["Area µm^2"] = _num(area[i] * self.mpp ** 2, 4)
             props = {"objectType": "detection"}
             if cl:
-                names0 = cl["sets"][0][0]
+                first = cl["sets"][0]
+                names0 = first.names if self.abstain is None else first.abstained
                 props["classification"] = {"name": names0[i], "color": self._colors[names0[i]]}
                 if self.abstain is not None:
                     props["name"] = cl["abstain"][i]
-                for ls, (_, _, lp) in zip(self.label_sets, cl["sets"]):
+                for ls, d in zip(self.label_sets, cl["sets"]):
                     for k, lab in enumerate(ls.labels, start=1):
-                        m[f"Prob {ls.name}: {lab}"] = _num(lp[i, k])
+                        m[f"Prob {ls.name}: {lab}"] = _num(d.label_prob[i, k])
+                    m[f"Prob {ls.name}: {classify.OUTSIDE}"] = _num(d.outside[i])
                 for j, n in enumerate(self.tree.node_names()):
                     m[f"Prob node: {n}"] = _num(cl["node_prob"][i, j])
                 if self.abstain is not None:
@@ -508,16 +550,28 @@ def _num(v, digits: int = 6) -> float:
     return round(v, digits)
 
 
-def _valid_polygons(chunk: Nuclei) -> list:
-    """GeoJSON Polygon geometries (x, y; closed, CCW exterior), valid by shapely's rules."""
+def _valid_polygons(chunk: Nuclei, bounds=None) -> list:
+    """GeoJSON Polygon geometries (x, y; closed, CCW exterior), valid by shapely's rules.
+
+    ``bounds``: level-0 ``(height, width)`` of the image or slide; polygons are clipped to
+    it (a nucleus at the border does not reach past the image).
+    """
     import shapely
-    from shapely.geometry import mapping
+    from shapely.geometry import box, mapping
 
     xy = _r(np.stack([chunk.coord[:, 1], chunk.coord[:, 0]], axis=-1).astype(np.float64), 2)  # (N, R, 2)
     geoms = shapely.polygons(xy)
     bad = ~shapely.is_valid(geoms)
     for i in np.flatnonzero(bad):
         geoms[i] = _repair(geoms[i], chunk.centroid[i])
+    if bounds is not None:
+        h, w = float(bounds[0]), float(bounds[1])
+        frame = box(0.0, 0.0, w, h)
+        outside = ~shapely.within(geoms, frame)
+        for i in np.flatnonzero(outside):
+            cy = min(max(float(chunk.centroid[i][0]), 0.5), h - 0.5)
+            cx = min(max(float(chunk.centroid[i][1]), 0.5), w - 0.5)
+            geoms[i] = _repair(shapely.set_precision(shapely.intersection(geoms[i], frame), 0.01), (cy, cx))
     geoms = shapely.orient_polygons(geoms, exterior_cw=False)
     out = []
     for g in geoms:
@@ -636,6 +690,15 @@ class OverlayWriter(Writer):
     slide_ok = True
     #: Longest side of the canvas drawn when no image is given.
     max_side = 2048
+    #: Overlays go to this sub-folder of the output folder, apart from the label images
+    #: (``labels``), so that ``stardist-hier evaluate --pred OUT`` finds one image per stem,
+    #: and never onto an input image of the same name.
+    subfolder = "overlay"
+
+    @classmethod
+    def target(cls, path_stem) -> Path:
+        path_stem = Path(path_stem)
+        return output_path(path_stem.parent / cls.subfolder / path_stem.name, cls.suffix)
 
     def __init__(self, path_stem, **kwargs):
         super().__init__(path_stem, **kwargs)
@@ -663,7 +726,11 @@ class OverlayWriter(Writer):
             return
         sy, sx = self._scale
         cl = self._classes(chunk) if self.tree is not None else {}
-        names = cl["sets"][0][0] if cl else [None] * len(chunk)
+        if cl:
+            first = cl["sets"][0]
+            names = first.names if self.abstain is None else first.abstained
+        else:
+            names = [None] * len(chunk)
         order = np.argsort(chunk.prob, kind="stable")
         h, w = self._labels.shape
         for i in order:
@@ -681,7 +748,7 @@ class OverlayWriter(Writer):
         from ..plotting import Panel, label_colors, overlay_figure
 
         ds = 1.0 / min(self._scale)
-        colors = label_colors(self.label_sets[0]) if self.tree is not None else {}
+        colors = label_colors(self.label_sets[0], decisions=True) if self.tree is not None else {}
         h, w = self._labels.shape
         title = self.path_stem.name + (f" (downsample {ds:.3g})" if ds > 1.01 else "")
         panel = Panel(self._canvas, labels=self._labels,

@@ -2,7 +2,9 @@
 
 :class:`SlideArray` looks like a ``(H, W, C)`` float32 NumPy array at the model's
 pixel size; indexing it with slices reads only that region from the best pyramid
-level, resamples it and normalises it to ``[0, 1]``. StarDist's ``Block.read``
+level, resamples it and normalises it with the model's fitted normalisation levels
+(:class:`stardist_hier.normalization.Levels`, fitted once per image or slide;
+default: divided by 255, ``[0, 1]``). StarDist's ``Block.read``
 indexes it like an array, so block-wise prediction streams over a slide without
 ever holding the full-resolution image.
 
@@ -80,7 +82,7 @@ def _apply_taps(src: np.ndarray, idx: np.ndarray, w: np.ndarray, axis: int) -> n
 
 
 class SlideArray:
-    """A slide at a target pixel size, as a lazily read ``(H, W, C)`` float32 array in ``[0, 1]``.
+    """A slide at a target pixel size, as a lazily read, normalised ``(H, W, C)`` float32 array.
 
     Parameters
     ----------
@@ -88,6 +90,9 @@ class SlideArray:
         The slide or image.
     downsample : float
         Level-0 pixels per output pixel (``target_mpp / slide_mpp``); 1: native.
+    levels : stardist_hier.normalization.Levels, optional
+        The normalisation applied to every region read (fitted once for the whole
+        image or slide, never per region). Default: divided by 255 (``[0, 1]``).
 
     Attributes
     ----------
@@ -104,9 +109,14 @@ class SlideArray:
     dtype = np.dtype(np.float32)
     ndim = 3
 
-    def __init__(self, reader: SlideReader, *, downsample: float = 1.0):
+    def __init__(self, reader: SlideReader, *, downsample: float = 1.0, levels=None):
         if not (downsample > 0 and math.isfinite(downsample)):
             raise InputError(f"{reader.path}: invalid downsample {downsample}")
+        if levels is None:
+            from ..normalization import Normalization
+
+            levels = Normalization("divide", by=255.0).fit()
+        self.levels = levels
         self.reader = reader
         self.level, self.factor = choose_level(reader, float(downsample))
         self.scale = self.factor * reader.level_downsamples[self.level]
@@ -160,8 +170,8 @@ class SlideArray:
             a, b, _ = k.indices(n)
             spans.append((a, max(a, b)))
         (t, b), (l, r) = spans
-        x = self.read_uint8(t, l, b - t, r - l)[:, :, key[2]]
-        return x.astype(np.float32) / np.float32(255)
+        x = self.read_uint8(t, l, b - t, r - l)
+        return self.levels.apply(x)[:, :, key[2]]
 
     def __array__(self, dtype=None, copy=None):
         a = self[:, :, :]

@@ -76,7 +76,7 @@ def thumbnail(reader: SlideReader, *, max_size: int = 2048, strip: int = 512) ->
 
 
 def tissue_mask(reader: SlideReader, *, max_size: int = 2048, min_saturation: float = 0.05,
-                dilate: int = 2) -> TissueMask:
+                dilate: int = 2, thumb: tuple | None = None) -> TissueMask:
     """Tissue mask by Otsu's threshold on saturation of a low-resolution thumbnail.
 
     Parameters
@@ -88,11 +88,13 @@ def tissue_mask(reader: SlideReader, *, max_size: int = 2048, min_saturation: fl
         Floor of the threshold, so a slide of almost only glass is not split in half.
     dilate : int
         Dilation radius in thumbnail pixels.
+    thumb : tuple, optional
+        ``(image, scale)`` of :func:`thumbnail`, when already read (``max_size`` is then unused).
     """
     from scipy import ndimage
     from skimage.filters import threshold_otsu
 
-    img, scale = thumbnail(reader, max_size=max_size)
+    img, scale = thumbnail(reader, max_size=max_size) if thumb is None else thumb
     if img.shape[-1] >= 3:
         rgb = img[..., :3].astype(np.float32)
         mx, mn = rgb.max(axis=-1), rgb.min(axis=-1)

@@ -517,7 +517,14 @@ class EpisodeCallback(Callback):
         d = self.find_checkpoint(directory)
         if d is None:
             return False
-        state = json.loads((d / "state.json").read_text())
+        try:
+            state = json.loads((d / "state.json").read_text(encoding="utf-8"))
+            if not isinstance(state, dict) or not isinstance(state.get("history"), dict):
+                raise ValueError("not a checkpoint state")
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError) as e:
+            raise CheckpointMismatch(f"{d / 'state.json'} is truncated or unreadable ({type(e).__name__}); the run "
+                                     f"cannot resume from it: rerun with --restart (the old run is moved aside)") \
+                from None
         if state.get("fingerprint") != self.fingerprint:
             raise CheckpointMismatch(
                 f"{d} holds a run with another configuration (fingerprint {state.get('fingerprint')} != "
@@ -526,12 +533,10 @@ class EpisodeCallback(Callback):
             raise CheckpointMismatch(f"{d} was written with steps_per_epoch={state['steps_per_epoch']}, "
                                      f"this run has {self.steps_per_epoch}")
         km = self.sd_model.keras_model
-        with np.load(d / "weights.npz") as f:
-            km.set_weights([f[f"arr_{i}"] for i in range(len(f.files))])
+        km.set_weights(_load_npz(d / "weights.npz"))
         if (d / "rng_variables.npz").is_file():
             rng_vars = _rng_variables(km)
-            with np.load(d / "rng_variables.npz") as f:
-                vals = [f[f"arr_{i}"] for i in range(len(f.files))]
+            vals = _load_npz(d / "rng_variables.npz")
             if len(vals) != len(rng_vars):
                 raise CheckpointMismatch(f"{d}: the model has {len(rng_vars)} random-state variables, "
                                          f"the checkpoint {len(vals)}")
@@ -539,14 +544,12 @@ class EpisodeCallback(Callback):
                 v.assign(a)
         self.best_weights = None
         if (d / "best_weights.npz").is_file():
-            with np.load(d / "best_weights.npz") as f:
-                self.best_weights = [f[f"arr_{i}"] for i in range(len(f.files))]
+            self.best_weights = _load_npz(d / "best_weights.npz")
         if (d / "optimizer.npz").is_file() and km.optimizer is not None:
             opt = km.optimizer
             if not opt.built:
                 opt.build(km.trainable_variables)
-            with np.load(d / "optimizer.npz") as f:
-                vals = [f[f"arr_{i}"] for i in range(len(f.files))]
+            vals = _load_npz(d / "optimizer.npz")
             if len(vals) != len(opt.variables):
                 raise CheckpointMismatch(f"{d}: optimizer has {len(opt.variables)} variables, "
                                          f"checkpoint {len(vals)}")
@@ -564,6 +567,18 @@ class EpisodeCallback(Callback):
         if not self.history["finished"]:
             self.mixer.set_datasets(self.episode.mixture)
         return True
+
+
+def _load_npz(path) -> list:
+    """The arrays ``arr_0, arr_1, ...`` of a checkpoint ``.npz``; :class:`CheckpointMismatch` naming a bad file."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return [f[f"arr_{i}"] for i in range(len(f.files))]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise CheckpointMismatch(f"{path} is truncated or unreadable ({type(e).__name__}); the run cannot resume "
+                                 f"from it: rerun with --restart (the old run is moved aside)") from None
 
 
 def train_episodes(model, data: MultiDataset, episodes: Sequence[Episode], *, steps_per_epoch: int,
@@ -605,6 +620,10 @@ def train_episodes(model, data: MultiDataset, episodes: Sequence[Episode], *, st
     EpisodeCallback
         Its :attr:`~EpisodeCallback.history` holds the per-episode histories.
     """
+    if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, (int, np.integer)) or steps_per_epoch < 1:
+        from ..errors import InputError, shorten
+
+        raise InputError(f"steps_per_epoch={shorten(steps_per_epoch)}: must be a positive whole number")
     episodes = validate_schedule(episodes, data.names)
     mixer = DatasetMixer(data.groups, model.config.train_batch_size, seed=seed, image_weights=image_weights)
     if augmenter is not None and getattr(augmenter, "source", "n/a") is None:

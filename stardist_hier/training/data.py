@@ -19,13 +19,24 @@ from ..tree import LabelSet
 __all__ = ["Part", "MultiDataset", "normalize_image"]
 
 
-def normalize_image(img, pmin=1.0, pmax=99.8):
-    """StarDist's usual percentile normalisation of one image (per channel), float32."""
-    from csbdeep.utils import normalize
+def normalize_image(img, pmin=1.0, pmax=99.8, *, normalization=None):
+    """One image normalised for training or prediction, float32.
 
-    img = np.asarray(img)
-    axis = (0, 1) if img.ndim == 3 else None
-    return normalize(img, pmin, pmax, axis=axis).astype(np.float32, copy=False)
+    Parameters
+    ----------
+    img : array_like, (H, W) or (H, W, C)
+    pmin, pmax : float
+        Percentiles of the default normalisation (per channel), when ``normalization`` is not given.
+    normalization : dict or Normalization, optional
+        A model's ``hier_normalize`` (:mod:`stardist_hier.normalization`); it wins over
+        ``pmin``/``pmax``. This is :func:`stardist_hier.normalization.normalize`, the
+        function every prediction path applies too.
+    """
+    from ..normalization import Normalization, normalize
+
+    if normalization is None:
+        normalization = Normalization("percentile", float(pmin), float(pmax), "per-channel")
+    return normalize(img, normalization)
 
 
 @dataclass
@@ -71,11 +82,15 @@ class Part:
         """Build from :class:`~stardist_hier.datasets.record.Sample` records.
 
         ``label_set`` (a LabelSet) overrides the samples' own label set names.
+        ``normalize``: ``True`` (the default normalisation), a model's ``hier_normalize``
+        (dict or :class:`~stardist_hier.normalization.Normalization`), or ``False`` (as float32).
         """
         X, Y, C, L, N = [], [], [], [], []
+        spec = None if (normalize is True or normalize is False) else normalize
         for i, s in enumerate(samples):
             ls = label_set if label_set is not None else taxonomy[s.label_set]
-            X.append(normalize_image(s.image) if normalize else np.asarray(s.image, np.float32))
+            X.append(normalize_image(s.image, normalization=spec) if normalize is not False
+                     else np.asarray(s.image, np.float32))
             Y.append(s.training_labels())
             C.append(dict(s.classes))
             L.append(ls)

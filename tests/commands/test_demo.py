@@ -33,6 +33,9 @@ def test_demo_quick_runs_the_demo_study(tmp_path, capsys):
         assert (run / "loss_curves.png").stat().st_size > 1000
         assert list((run / "overlays").glob("consep_*.png"))
         assert (run / "model" / "config.json").is_file() and (run / "thresholds.json").is_file()
+        # the model stores the pixel size it was trained at, and the guard of its class head's leaves
+        assert json.loads((run / "model" / "config.json").read_text())["hier_mpp"] == 0.588
+        assert json.loads((run / "model" / "hier_weights.json").read_text())["leaves"]
     # one episode of 1 epoch per row in quick mode; the fine-tuned row has two
     eps = [[e["epochs"] for e in yaml.safe_load((out / r / "seed0" / "config.yaml").read_text())["episodes"]]
            for r in rows]

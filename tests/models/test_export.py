@@ -80,7 +80,17 @@ def test_export_refuses_existing_out_unless_force(trained):
     (out / "keep").write_text("x")
     with pytest.raises(InputError, match=f"--out {out} exists"):
         ex.export_stardist(model, out)
+    # force replaces an earlier export only, never a folder of something else (issue 17)
+    with pytest.raises(InputError, match=f"--out {out} exists and is not an earlier export"):
+        ex.export_stardist(model, out, force=True)
     assert (out / "keep").exists()
+    ex.export_savedmodel(model, basedir / "again_sm")
+    (basedir / "again_sm").rename(out.with_name("again_tmp"))
+    import shutil
+
+    shutil.rmtree(out)
+    out.with_name("again_tmp").rename(out)
+    (out / "keep").write_text("x")  # an earlier export, with a file of its own
     ex.export_stardist(model, out, force=True)
     assert not (out / "keep").exists() and (out / "weights_best.h5").is_file()
     assert not [p for p in basedir.iterdir() if p.name.startswith(".again")], "temporary folders left behind"
@@ -121,11 +131,44 @@ def test_qupath_zip_layout_and_outputs(trained, two_sets, tmp_path):
     (got,) = sig(input=tf.constant(x)).values()
     prob, dist, prob_class = model.keras_model.predict(x, verbose=0)
     n_rays, n_classes = model.config.n_rays, model.config.n_classes
-    # QuPath splits one output into prob, n_rays = channels - 1 - len(classifications), classes
-    assert got.shape[-1] == 1 + n_rays + n_classes + 1
-    np.testing.assert_allclose(got.numpy(), np.concatenate([prob, dist, prob_class], -1), rtol=1e-5, atol=1e-6)
+    # QuPath splits one output into prob, n_rays = channels - 1 - len(classifications), classes; at the input's
+    # full resolution, as StarDist's export_TF(upsample_grid=True): the network's values on the grid's points
+    assert got.shape[-1] == 1 + n_rays + n_classes + 1 and got.shape[1:3] == x.shape[1:3]
+    g = tuple(model.config.grid)
+    np.testing.assert_allclose(got.numpy()[:, ::g[0], ::g[1]], np.concatenate([prob, dist, prob_class], -1),
+                               rtol=1e-5, atol=1e-6)
     with pytest.raises(InputError, match="is a .zip file"):
         ex.export_qupath_zip(model, basedir / "qupath_dir")
+
+
+def test_every_export_states_the_input_normalisation(trained, tmp_path):
+    """StarDist2D refuses unknown config keys, so the normalisation travels in normalization.json + README.md."""
+    model, _ = trained
+    spec = model.normalization.to_config()
+    assert spec == {"kind": "percentile", "pmin": 1.0, "pmax": 99.8, "axis": "per-channel"}
+    sd = ex.export_stardist(model, tmp_path / "sd")
+    sm = ex.export_savedmodel(model, tmp_path / "sm")
+    zp = ex.export_qupath_zip(model, tmp_path / "q.zip")
+    for folder in (sd, sm):
+        assert json.loads((folder / "normalization.json").read_text())["hier_normalize"] == spec
+        assert "normalize(img, 1, 99.8, axis=(0, 1))" in (folder / "README.md").read_text()
+    assert "hier_normalize" not in json.loads((sd / "config.json").read_text())
+    readme = (sd / "README.md").read_text()
+    assert "stardist-predict2d" in readme and "all channels together" in readme and "napari-stardist" in readme
+    with zipfile.ZipFile(zp) as z:
+        assert {"normalization.json", "README.md"} <= set(z.namelist())
+        assert json.loads(z.read("normalization.json"))["hier_normalize"] == spec
+        qreadme = z.read("README.md").decode("utf-8")
+    assert ".normalizePercentiles(1, 99.8, true, 0.0)" in qreadme  # per tile, per channel
+    glob = "StarDist2D.imageNormalizationBuilder().percentiles(1, 99.8).perChannel(true).maxDimension(2048).build()"
+    assert f".preprocessGlobal({glob})" in qreadme and f".preprocess({glob})" in qreadme  # v0.6 / v0.4-0.5
+    # importing the export back keeps its normalisation; another value in normalization.json is read too
+    assert StarDist2DHier.from_stardist(sd, tree=TAX.tree).normalization.to_config() == spec
+    (sd / "normalization.json").write_text(json.dumps({"hier_normalize": {"kind": "divide", "by": 255}}))
+    assert StarDist2DHier.from_stardist(sd, tree=TAX.tree).normalization.to_config() == {"kind": "divide", "by": 255.0}
+    (sd / "normalization.json").write_text(json.dumps({"hier_normalize": {"kind": "zscore"}}))
+    with pytest.raises(ModelFolderError, match="normalization.json: hier_normalize: kind must be one of"):
+        StarDist2DHier.from_stardist(sd, tree=TAX.tree)
 
 
 # ------------------------------------------------------------------ from StarDist

@@ -62,7 +62,14 @@ def test_predicts_classes_at_two_cuts(trained, two_sets):
                                1 - res["class_prob"][:, 0], rtol=1e-5)
     assert set(res["labels"]) == {"pannuke", "monusac"}
     assert all(lab in PANNUKE.labels for lab in res["labels"]["pannuke"])
-    assert all(lab in MONUSAC.labels for lab in res["labels"]["monusac"])
+    # MoNuSAC covers part of the tree: a nucleus whose mass is mostly outside it says so
+    assert all(lab in MONUSAC.labels + ("outside label set",) for lab in res["labels"]["monusac"])
+    from stardist_hier.classify import label_set_decisions
+
+    d = label_set_decisions(res["class_prob"], MONUSAC, abstain=0.6)
+    assert res["labels"]["monusac"] == d.names and res["labels_abstained"]["monusac"] == d.abstained
+    np.testing.assert_allclose(res["label_outside"]["monusac"], d.outside)
+    np.testing.assert_allclose(res["label_probs"]["monusac"].sum(1) + d.outside, 1, atol=1e-5)
     assert len(res["class_node"]) == n and all(node in TAX.tree for node in res["class_node"])
     # the PanNuke decision should be right on this easy data (classes differ by intensity),
     # scored over both PanNuke validation images (about 20 nuclei)

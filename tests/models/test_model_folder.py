@@ -207,3 +207,76 @@ def test_unknown_loss_names_the_key(tiny_config):
     with pytest.raises(UserError, match="train_class_loss: unknown loss 'focal_tverski' "
                                         "\\(did you mean 'focal_tversky'\\?\\)"):
         StarDist2DHier(conf, name=None, basedir=None)
+
+
+# ------------------------------------------------------------------ input normalisation (issue 17)
+def test_config_states_the_input_normalisation(folder, tiny_config):
+    from stardist_hier.normalization import DEFAULT
+
+    path, model = folder
+    cfg = json.loads((path / "config.json").read_text())
+    assert cfg["hier_normalize"] == DEFAULT  # written when the model is created, before training
+    assert model.normalization.kind == "percentile" and model.normalization_stated
+    assert tiny_config(hier_normalize={"kind": "divide"}).hier_normalize == {"kind": "divide", "by": 255.0}
+
+
+def test_folder_without_normalisation_key_warns_once_and_assumes_the_training_paths_percentiles(folder):
+    from stardist_hier.normalization import LEGACY, LegacyNormalizationWarning
+
+    path, _ = folder
+    cfg = json.loads((path / "config.json").read_text())
+    del cfg["hier_normalize"]
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.warns(LegacyNormalizationWarning) as rec:
+        model = _load(path)
+    [w] = [w for w in rec if issubclass(w.category, LegacyNormalizationWarning)]
+    msg = str(w.message)
+    assert "\n" not in msg and str(path / "config.json") in msg and '"hier_normalize": {"kind": "percentile"' in msg
+    assert model.normalization.to_config() == LEGACY and not model.normalization_stated
+
+
+@pytest.mark.parametrize("value, why", [({"kind": "percentil"}, "kind must be one of"),
+                                        ({"kind": "percentile", "pmin": 99, "pmax": 1}, "pmin"),
+                                        ({"kind": "percentile", "axes": "joint"}, "unknown key 'axes'"),
+                                        ("percentile", "must be a mapping")])
+def test_invalid_normalisation_names_file_and_key(folder, value, why):
+    path, _ = folder
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["hier_normalize"] = value
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFolderError, match=f"config.json: invalid config: hier_normalize: .*{why}"):
+        _load(path)
+
+
+def test_predict_instances_normalize_applies_the_models_own_normalisation(rgb_model):
+    from csbdeep.utils import normalize
+
+    from stardist_hier.normalization import Levels
+
+    img = (np.random.default_rng(2).random((96, 80, 3)) * 180 + 40).astype(np.uint8)
+    want = normalize(img, 1, 99.8, axis=(0, 1))  # what the training paths feed the network
+    np.testing.assert_array_equal(rgb_model.normalize(img), want)
+    probs = [rgb_model.predict(x)[0] for x in (want, img.astype(np.float32) / 255)]
+    assert not np.allclose(*probs)  # the normalisation matters to the network
+    _, ref = rgb_model.predict_instances(want)
+    _, got = rgb_model.predict_instances(img, normalize=True)
+    levels = rgb_model.normalization_levels(img)
+    _, fixed = rgb_model.predict_instances(img, normalize=levels)
+    _, chw = rgb_model.predict_instances(np.moveaxis(img, -1, 0), axes="CYX", normalize=True)
+    for res in (got, fixed, chw):
+        np.testing.assert_array_equal(res["prob"], ref["prob"])
+        np.testing.assert_array_equal(res["coord"], ref["coord"])
+    np.testing.assert_array_equal(rgb_model.normalize(np.moveaxis(img, -1, 0), axes="CYX"), np.moveaxis(want, -1, 0))
+    # one normalisation for the whole image, also block by block
+    assert len(ref["prob"]) > 10
+    big = ("YXC", 64, 8, 24, False, np.int32, False)  # axes, block_size, min_overlap, context, labels_out, ...
+    _, b_ref = rgb_model.predict_instances_big(want, *big)
+    _, b_got = rgb_model.predict_instances_big(img, *big, normalize=True)
+    np.testing.assert_array_equal(b_got["prob"], b_ref["prob"])
+    with pytest.raises(InputError, match="normalize and normalizer"):
+        from csbdeep.data import NoNormalizer
+
+        rgb_model.predict_instances(img, normalize=True, normalizer=NoNormalizer())
+    with pytest.raises(InputError, match="normalize='yes'"):
+        rgb_model.predict_instances(img, normalize="yes")
+    assert isinstance(levels, Levels) and len(levels.lo) == 3

@@ -23,21 +23,23 @@ def _train_tiny(basedir, *, steps=200, seed=3, init_seed=0):
     import keras
 
     from stardist_hier import Config2DHier, StarDist2DHier, default_taxonomy
+    from stardist_hier.normalization import normalize
 
     keras.utils.set_random_seed(init_seed)
 
     tax = default_taxonomy()
+    # the default input normalisation (percentiles 1-99.8 per channel), written in config.json
+    cfg = Config2DHier(tree=tax.tree, n_channel_in=3, n_rays=16, grid=(2, 2), unet_n_depth=2,
+                       unet_n_filter_base=16, net_conv_after_unet=32, train_patch_size=(64, 64),
+                       train_batch_size=4, train_tensorboard=False, train_learning_rate=3e-3,
+                       hier_mpp=MODEL_MPP)
     slide = SyntheticSlide((512, 512), seed=seed)
     X, Y = [], []
     for top in (0, 256):
         for left in (0, 256):
             img, lab = slide.region(top, left, 128, 128, labels=True)
-            X.append(img.astype(np.float32) / 255)
+            X.append(normalize(img, cfg.hier_normalize))  # the function every prediction path applies
             Y.append(lab)
-    cfg = Config2DHier(tree=tax.tree, n_channel_in=3, n_rays=16, grid=(2, 2), unet_n_depth=2,
-                       unet_n_filter_base=16, net_conv_after_unet=32, train_patch_size=(64, 64),
-                       train_batch_size=4, train_tensorboard=False, train_learning_rate=3e-3,
-                       hier_mpp=MODEL_MPP)
     with contextlib.redirect_stdout(io.StringIO()):
         model = StarDist2DHier(cfg, name="tiny", basedir=str(basedir))
         model.train(X, Y, validation_data=(X[:1], Y[:1]), epochs=2, steps_per_epoch=steps // 2, seed=seed,

@@ -30,7 +30,8 @@ def slides(tmp_path_factory):
 
 
 def _snapshot(folder):
-    return sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in folder.iterdir())
+    # the output folder's lock file is opened by every run that predicts (its empty file stays)
+    return sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in folder.iterdir() if p.name != ".lock")
 
 
 def _rows(path):
@@ -75,9 +76,11 @@ def test_bad_arguments_fail_before_any_cluster_or_write(kwargs, match, error, sl
 
 
 def test_command_bad_workers_exit_2(slides, tmp_path, capsys):
-    rc = main(["predict", str(slides), "--model", str(tmp_path), "--out", str(tmp_path / "out"), "--workers", "0"])
+    with pytest.raises(SystemExit) as e:  # refused by the argument parser
+        main(["predict", str(slides), "--model", str(tmp_path), "--out", str(tmp_path / "out"), "--workers", "0"])
+    rc = e.value.code
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "--workers 0" in err[0]
+    assert rc == 2 and len(err) == 1 and "--workers" in err[0] and "'0'" in err[0]
 
 
 # ------------------------------------------------------------------ on a cluster (trains the tiny model)
@@ -116,7 +119,9 @@ def test_three_slides_one_corrupt_then_resume(tiny_model_dir, slides, cluster, t
     assert all(r.model_loads == 1 for r in s.results)
     assert all(r.tf_threads == max(1, CPU_COUNT // 2) for r in s.results)
     # two complete output sets, nothing of the broken slide, no temporary file
-    assert sorted(p.name for p in out.iterdir()) == ["wsi0.csv", "wsi0.geojson", "wsi1.csv", "wsi1.geojson"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "wsi0.csv", "wsi0.geojson", "wsi1.csv", "wsi1.geojson"]
+    assert (out / ".stardist-hier-predict.json").is_file()  # the options the outputs were made with
     assert sorted(s.outputs) == sorted(out / n for n in ["wsi0.csv", "wsi0.geojson", "wsi1.csv", "wsi1.geojson"])
 
     # rerun with resume on an existing cluster (--scheduler): no work on the complete slides

@@ -162,7 +162,7 @@ def test_image_plan_validation(tiny_model):
 def test_small_image_single_block_equals_predict_instances(tiny_model):
     img = SyntheticSlide((100, 90), seed=2).region(0, 0, 100, 90)
     got = predict_all(tiny_model, img)
-    _, res = tiny_model.predict_instances(img.astype(np.float32) / 255)
+    _, res = tiny_model.predict_instances(img, normalize=True)  # the model's own normalisation, as the pipeline
     np.testing.assert_allclose(got.coord, res["coord"], atol=1e-4)
     np.testing.assert_array_equal(got.class_prob, np.asarray(res["class_prob"], np.float32))
 

@@ -53,7 +53,7 @@ def _write(name, stem, chunks, **kw):
     with W(stem, **kw) as w:
         for c in chunks:
             w.write(c)
-    return stem.with_suffix(W.suffix)
+    return w.path
 
 
 def _kw(tax, **over):
@@ -82,6 +82,11 @@ def test_registry_names_suffixes_and_slide_flags():
         "geojson": ".geojson", "csv": ".csv", "parquet": ".parquet", "labels": ".tif", "overlay": ".png"}
     assert {k: W.slide_ok for k, W in WRITERS.items()} == {
         "geojson": True, "csv": True, "parquet": True, "labels": False, "overlay": True}
+    # the overlay PNG lives apart from the label TIFF (evaluate --pred reads one image per stem)
+    assert {k: W.target(Path("out/a.1")) for k, W in WRITERS.items()} == {
+        "geojson": Path("out/a.1.geojson"), "csv": Path("out/a.1.csv"), "parquet": Path("out/a.1.parquet"),
+        "labels": Path("out/a.1.tif"), "overlay": Path("out/overlay/a.1.png")}
+    assert WRITERS["labels"].targets(Path("out/a")) == [Path("out/a.tif"), Path("out/a.json")]
 
 
 # ----------------------------------------------------------------------------- GeoJSON
@@ -96,8 +101,10 @@ def test_geojson_matches_qupath_schema(tmp_path, tax):
     doc = json.loads(path.read_text(encoding="utf-8"))
     assert doc["type"] == "FeatureCollection" and isinstance(doc["features"], list)
     assert len(doc["features"]) == len(nuc)
-    colors = label_colors(tax["pannuke"])
-    names, _ = nuc.labels(tax["pannuke"])
+    colors = label_colors(tax["pannuke"], decisions=True)
+    # with --abstain the classification is the label at the first set, or "uncertain" below 0.6
+    names = nuc.label_set_decisions(tax["pannuke"], abstain=0.6).abstained
+    assert "uncertain" in names and set(names) - {"uncertain"}  # the threshold matters here
     abst = nuc.abstain(0.6)
     ids = set()
     for i, f in enumerate(doc["features"]):
@@ -115,7 +122,7 @@ def test_geojson_matches_qupath_schema(tmp_path, tax):
         p = f["properties"]
         assert p["objectType"] == "detection"
         cls = p["classification"]
-        assert cls["name"] == names[i] and cls["name"] in tax["pannuke"].labels
+        assert cls["name"] == names[i] and cls["name"] in tax["pannuke"].labels + ("uncertain", "outside label set")
         assert cls["color"] == list(colors[cls["name"]])
         assert len(cls["color"]) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in cls["color"])
         assert p["name"] == abst[i] and p["name"] in tax.tree  # abstention node
@@ -376,8 +383,9 @@ def test_overlay_on_image(tmp_path, tax):
     nuc = _nuclei(tax)
     img = (np.random.default_rng(0).uniform(0.5, 0.9, SHAPE + (3,)) * 255).astype(np.uint8)
     path = _write("overlay", tmp_path / "img", _chunks(nuc), **_kw(tax, image=img))
-    assert path == tmp_path / "img.png" and _png(path).ndim == 3
-    assert [p.name for p in tmp_path.iterdir()] == ["img.png"]
+    assert path == tmp_path / "overlay" / "img.png" and _png(path).ndim == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["overlay"]
+    assert [p.name for p in (tmp_path / "overlay").iterdir()] == ["img.png"]
 
 
 def test_overlay_on_slide_thumbnail(tmp_path, tax):
@@ -392,7 +400,7 @@ def test_overlay_on_slide_thumbnail(tmp_path, tax):
         for c in _chunks(big):
             w.write(c)
     assert np.array_equal(np.unique(w._labels)[1:], np.arange(1, len(nuc) + 1))  # every nucleus drawn
-    assert _png(tmp_path / "slide.png").ndim == 3
+    assert _png(tmp_path / "overlay" / "slide.png").ndim == 3
 
 
 def test_overlay_without_image_uses_a_canvas(tmp_path, tax):
@@ -402,4 +410,4 @@ def test_overlay_without_image_uses_a_canvas(tmp_path, tax):
     assert max(w._labels.shape) <= W.max_side
     with w:
         w.write(Nuclei(nuc.ids, nuc.coord * 200, nuc.points * 200, nuc.prob, None, None, None))
-    assert (tmp_path / "s.png").is_file()
+    assert (tmp_path / "overlay" / "s.png").is_file()

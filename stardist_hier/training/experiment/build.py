@@ -18,7 +18,9 @@ def load_data(cfg: ExperimentConfig, *, verbose=1):
     test split with the generator's true leaf of every nucleus (:func:`leaf_truth_part`).
     """
     from ...console import progress
+    from ...normalization import KEY
 
+    norm = cfg.model.get(KEY)  # the model's input normalisation (None: the default), as in its config.json
     train, val, test = {}, {}, {}
     for name, spec in progress(cfg.datasets.items(), total=len(cfg.datasets), desc="datasets", verbose=verbose, leave=False):
         where = f"dataset {name!r}"
@@ -38,7 +40,8 @@ def load_data(cfg: ExperimentConfig, *, verbose=1):
         parts = {}
         for k, ss in pools.items():
             try:
-                parts[k] = Part.from_samples(ss, cfg.taxonomy, label_set=spec.label_set)
+                parts[k] = Part.from_samples(ss, cfg.taxonomy, label_set=spec.label_set,
+                                             normalize=True if norm is None else norm)
             except (LabelSetError, KeyError) as e:
                 raise ConfigError(f"{where}: {e}") from None
             if parts[k].X and parts[k].X[0].ndim != 3 or any(x.shape[-1] != 3 for x in parts[k].X):
@@ -46,13 +49,38 @@ def load_data(cfg: ExperimentConfig, *, verbose=1):
         train[name], val[name], test[name] = parts["train"], parts["val"], parts["test"]
         if any(t.dataset == name and t.truth == LEAVES for t in cfg.tests):
             try:
-                test[(name, LEAVES)] = leaf_truth_part(pools["test"], cfg.taxonomy, like=parts["test"])
+                test[(name, LEAVES)] = leaf_truth_part(pools["test"], cfg.taxonomy, like=parts["test"],
+                                                       normalization=norm)
             except ValueError as e:
                 raise ConfigError(f"{where}: {e}") from None
+    _check_patch_size(cfg, train, val)
     return MultiDataset(train, val), test
 
 
-def leaf_truth_part(samples, taxonomy, *, like: Part | None = None) -> Part:
+def _check_patch_size(cfg: ExperimentConfig, train: dict, val: dict) -> None:
+    """Every image a patch is cut from (training and validation parts of the datasets the episodes
+    train on) must be at least ``model: train_patch_size``; checked before the run folder is written.
+
+    Raises
+    ------
+    ConfigError
+        Naming the dataset, the part, the image's size and the patch size.
+    """
+    patch = cfg.model.get("train_patch_size") or (256, 256)  # StarDist's Config2D default
+    patch = tuple(int(p) for p in (patch if isinstance(patch, (list, tuple)) else (patch, patch)))
+    trained = {d for ep in cfg.episodes for d in ep.dataset_names}
+    for what, parts in (("training", train), ("validation", val)):
+        for name in sorted(trained, key=str):
+            part = parts.get(name)
+            for i, y in enumerate(getattr(part, "Y", None) or []):
+                shape = tuple(np.shape(y)[:2])
+                if shape[0] < patch[0] or shape[1] < patch[1]:
+                    raise ConfigError(f"dataset {name!r}: {what} image {i} is {shape[0]} x {shape[1]} px, smaller "
+                                      f"than model: train_patch_size {list(patch)}; give a smaller patch size (or "
+                                      f"the dataset's patch_size option)")
+
+
+def leaf_truth_part(samples, taxonomy, *, like: Part | None = None, normalization=None) -> Part:
     """The samples scored against their true leaves (``meta["leaves"]``), at the label set ``leaves``.
 
     Every nucleus the generator drew counts, with its true leaf, also those that the
@@ -60,7 +88,7 @@ def leaf_truth_part(samples, taxonomy, *, like: Part | None = None) -> Part:
     ``ignore``); ignore pixels that belong to no such nucleus stay ignored (-1). Instance
     ids are those of ``sample.labels`` (after any renumbering by the generator), which
     ``meta["leaves"]`` uses. ``like``: the same samples' :class:`Part` (its normalised
-    images and names are reused).
+    images and names are reused); ``normalization``: the model's ``hier_normalize`` otherwise.
     """
     leaves_ls = taxonomy[LEAVES]
     X, Y, C, N = [], [], [], []
@@ -83,7 +111,7 @@ def leaf_truth_part(samples, taxonomy, *, like: Part | None = None) -> Part:
     else:
         from ..data import normalize_image
 
-        X = [normalize_image(s.image) for s in samples]
+        X = [normalize_image(s.image, normalization=normalization) for s in samples]
     return Part(X, Y, C, [leaves_ls] * len(Y), N)
 
 

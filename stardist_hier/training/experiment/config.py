@@ -243,6 +243,14 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
         if missing:
             raise ConfigError(f"model: hier_class_heads {list(heads)} has no head for the label set(s) {missing} "
                               f"of the trained datasets; add them (one head per dataset label set)")
+        names = sorted({datasets[d].label_set.name for d in trained})
+        untrained = [h for h in heads if h not in names]
+        if untrained:  # a typo: that head would never be trained, and the last head is the default
+            from ...errors import did_you_mean
+
+            raise ConfigError(f"model: hier_class_heads: head {untrained[0]!r} names no label set an episode trains "
+                              f"on{did_you_mean(untrained[0], names)}; the heads must be the label sets of the "
+                              f"trained datasets: {names}")
     for ep in episodes:
         if ep.class_weights:
             labels = set().union(*(datasets[d].label_set.labels for d in ep.dataset_names))

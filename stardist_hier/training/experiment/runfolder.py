@@ -21,74 +21,23 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import socket
 from pathlib import Path
 
 from ...errors import RunFolderError, UserError
+from ...io.lock import LOCK_INFO_NAME, LOCK_NAME, FolderLock
 
 __all__ = ["RunLock", "probe_lock", "check_run_folder", "config_differences", "move_run_aside", "LOCK_NAME",
            "LOCK_INFO_NAME"]
 
-LOCK_NAME = ".lock"
-LOCK_INFO_NAME = ".lock.info"
 _LOCK_FILES = (LOCK_NAME, LOCK_INFO_NAME)
 
 
-class RunLock:
-    """Hold ``OUT/.lock`` without waiting; refuse with the holder's PID, host and start time."""
+class RunLock(FolderLock):
+    """Hold ``OUT/.lock`` without waiting; refuse with the holder's PID, host and start time
+    (:class:`stardist_hier.io.lock.FolderLock` for a run folder)."""
 
     def __init__(self, out):
-        self.out = Path(out)
-        self._lock = None
-
-    @property
-    def held(self) -> bool:
-        return self._lock is not None and self._lock.is_locked
-
-    def acquire(self) -> "RunLock":
-        from filelock import FileLock, Timeout
-
-        if self.held:
-            return self
-        if self.out.exists() and not self.out.is_dir():
-            raise RunFolderError(f"run folder {self.out} is a file, not a folder; choose another --out")
-        self.out.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.out / LOCK_NAME), timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise RunFolderError(f"run folder {self.out} is in use by another run ({_holder(self.out)}); "
-                                 f"wait for it to end or choose another --out") from None
-        self._lock = lock
-        from ...io import atomic_write_text
-
-        info = {"pid": os.getpid(), "host": socket.gethostname(),
-                "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-        try:
-            atomic_write_text(self.out / LOCK_INFO_NAME, json.dumps(info) + "\n")
-        except BaseException:
-            self.release()
-            raise
-        return self
-
-    def release(self) -> None:
-        if self._lock is None:
-            return
-        try:
-            if self._lock.is_locked:
-                try:
-                    (self.out / LOCK_INFO_NAME).unlink()
-                except FileNotFoundError:
-                    pass
-        finally:
-            self._lock.release()
-            self._lock = None
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc):
-        self.release()
+        super().__init__(out, what="run folder", user="another run")
 
 
 def probe_lock(out) -> None:
@@ -96,17 +45,7 @@ def probe_lock(out) -> None:
 
     A quick check before slow work; :class:`RunLock` is what guards the run.
     """
-    out = Path(out)
-    if (out / LOCK_NAME).is_file():
-        RunLock(out).acquire().release()
-
-
-def _holder(out: Path) -> str:
-    try:
-        info = json.loads((out / LOCK_INFO_NAME).read_text())
-        return f"PID {info.get('pid')} on host {info.get('host')}, started {info.get('started')}"
-    except (OSError, ValueError, AttributeError):
-        return f"holder unknown: {out / LOCK_INFO_NAME} is missing or unreadable"
+    RunLock(out).probe()
 
 
 # ------------------------------------------------------------------ the config
