@@ -236,6 +236,10 @@ ROWS = [
      ["{d}/n/segmentation/label_map.yaml", "1.7", "not an integer"]),
     ("datasets-nucls-label-map-bomb", ["datasets", "verify", "nucls", "{d}/n"],
      {**NUCLS_MIN, "n/segmentation/label_map.yaml": BOMB}, ["{d}/n/segmentation/label_map.yaml", "aliases"]),
+    ("exp-out-under-a-file", ["experiment", "{d}/cfg.yaml", "--out", "{d}/f/run"], {"cfg.yaml": cfg(), "f": "x"},
+     ["{d}/f/run", "cannot be created"]),
+    ("eval-out-under-a-file", ["evaluate", "--pred", "{d}/p", "--gt", "{d}/g", "--out", "{d}/f/o"],
+     {"f": "x", "p/a.npy": LABELS, "g/a.npy": LABELS}, ["{d}/f"]),
     ("eval-verbose-still-checks", ["evaluate", "-v", "--pred", "{d}/p", "--gt", "{d}/g", "--out", "{d}/o",
                                    "--radius", "-5"], {}, ["--radius", "-5"]),
     # ---------------------------------------------------------------- harmonise
@@ -383,6 +387,8 @@ MODEL_ROWS = [
      {"m": Model(), "docs/notes.txt": "mine"}, ["--out {d}/docs", "not an earlier export"]),
     ("export-zip-not-an-export", ["export", "{d}/m", "--to", "qupath", "--out", "{d}/a.zip", "--force"],
      {"m": Model(), "a.zip": b"PK not really"}, ["--out {d}/a.zip", "not an earlier QuPath export"]),
+    ("export-out-under-a-file", ["export", "{d}/m", "--to", "stardist", "--out", "{d}/f/e"],
+     {"m": Model(), "f": "a file"}, ["--out {d}/f/e", "cannot be created", "{d}/f is a file"]),
     ("export-model-unknown-key", ["export", "{d}/m", "--to", "stardist", "--out", "{d}/e", "-v"],
      {"m": Model(_unknown_key)}, ["{d}/m/config.json", "'n_rayz'"]),
 ]

@@ -150,6 +150,14 @@ def _target(out, force: bool, model=None, *, zip_file: bool = False) -> Path:
     src = None
     if model is not None and getattr(model, "basedir", None) is not None:
         src = Path(model.logdir).resolve()
+    p = out.parent
+    try:
+        while not p.exists() and p.parent != p:
+            p = p.parent
+    except OSError as e:  # a name too long, ...
+        raise InputError(f"--out {out}: cannot be created ({e.strerror or e})") from None
+    if not p.is_dir():
+        raise InputError(f"--out {out}: cannot be created: {p} is a file")
     r = out.resolve()
     if src is not None and (r == src or r in src.parents):
         what = "is the model folder" if r == src else "holds the model folder"

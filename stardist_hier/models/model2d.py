@@ -745,12 +745,6 @@ class StarDist2DHier(StarDist2D):
         vclasses = validation_data[2] if len(validation_data) > 2 else "auto"
         vsets = validation_data[3] if len(validation_data) > 3 else label_sets
         cuts = self.encode(X, Y, classes, label_sets, what="training")
-        if len(self.class_heads) > 1:  # a head no training image reaches stays untrained (a typo in its name)
-            trained = sorted({c.label_set.name for c in cuts})
-            idle = [h for h in self.class_heads if h not in trained]
-            if idle:
-                raise InputError(f"hier_class_heads: head {idle[0]!r} is never trained: no training image has that "
-                                 f"label set{did_you_mean(idle[0], trained)}; the training label sets are {trained}")
         vcuts = self.encode(vX, vY, vclasses, vsets, what="validation")
         self._check_patch_size()
 
