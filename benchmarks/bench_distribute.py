@@ -25,6 +25,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from _common import step_timer  # noqa: E402
 from skimage.draw import disk  # noqa: E402
 
 
@@ -82,25 +83,7 @@ def main(argv=None):
     if not tf.config.list_physical_devices("GPU"):
         distribute.split_cpu(args.devices)
 
-    from csbdeep.utils.tf import keras_import
-
     from stardist_hier import Config2DHier, StarDist2DHier, default_taxonomy
-
-    Callback = keras_import("callbacks", "Callback")
-
-    class StepTimer(Callback):
-        def __init__(self):
-            super().__init__()
-            self.times = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t = None
-
-        def on_train_batch_end(self, batch, logs=None):
-            t = time.perf_counter()
-            if self._t is not None:
-                self.times.append(t - self._t)
-            self._t = t
 
     tree = default_taxonomy().tree
     rng = np.random.default_rng(0)
@@ -120,9 +103,8 @@ def main(argv=None):
     for r in range(args.rounds + 1):
         pair = (("single", single), ("mirrored", mirrored))
         for name, model in (pair if r % 2 == 0 else pair[::-1]):
-            timer = StepTimer()
-            if not model._model_prepared:
-                model.prepare_for_training()
+            timer = step_timer()
+            model.ensure_prepared()
             model.callbacks = [timer]
             model.train(X, Y, validation_data=val, classes=codes, epochs=1, steps_per_epoch=args.steps, verbose=0)
             if r > 0:  # round 0 warms up (graph tracing)
@@ -140,7 +122,7 @@ def main(argv=None):
     for r in range(args.rounds + 1):
         pair = (("single", single), ("mirrored", mirrored))
         for name, model in (pair if r % 2 == 0 else pair[::-1]):
-            timer = StepTimer()
+            timer = step_timer()
             for _ in range(max(1, args.steps // 8)):
                 model.keras_model.fit(xb, yb, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[timer])
             if r > 0:

@@ -23,8 +23,6 @@ process's own address space (reset by ``exec``), and is the figure to trust.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import resource
@@ -35,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from _common import train_tiny
 
 
 def _maxrss_mib() -> float:
@@ -58,24 +56,8 @@ def _peaks() -> tuple:
 
 
 def _train_tiny(basedir) -> Path:
-    from stardist_hier import Config2DHier, StarDist2DHier, default_taxonomy
-    from stardist_hier.slides import SyntheticSlide
-
-    tax = default_taxonomy()
-    slide = SyntheticSlide((512, 512), seed=3)
-    X, Y = [], []
-    for top in (0, 256):
-        for left in (0, 256):
-            img, lab = slide.region(top, left, 128, 128, labels=True)
-            X.append(img.astype(np.float32) / 255)
-            Y.append(lab)
-    cfg = Config2DHier(tree=tax.tree, n_channel_in=3, n_rays=16, grid=(2, 2), unet_n_depth=2, unet_n_filter_base=8,
-                       net_conv_after_unet=16, train_patch_size=(64, 64), train_batch_size=4,
-                       train_tensorboard=False, train_learning_rate=5e-3, hier_mpp=0.5)
-    with contextlib.redirect_stdout(io.StringIO()):
-        model = StarDist2DHier(cfg, name="tiny", basedir=str(basedir))
-        model.train(X, Y, validation_data=(X[:1], Y[:1]), epochs=2, steps_per_epoch=60, seed=3, verbose=0)
-    return Path(basedir) / "tiny"
+    return train_tiny(basedir, n_rays=16, unet_n_filter_base=8, net_conv_after_unet=16, learning_rate=5e-3,
+                      steps=120, seed=3, mpp=0.5)
 
 
 def _serial(args) -> None:

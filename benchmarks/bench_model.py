@@ -19,6 +19,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from _common import step_timer  # noqa: E402
 from skimage.draw import disk  # noqa: E402
 
 
@@ -53,27 +54,9 @@ def main(argv=None):
                     help="object threshold for prediction (low enough for the briefly trained models to find nuclei)")
     args = ap.parse_args(argv)
 
-    from csbdeep.utils.tf import keras_import
     from stardist.models import Config2D, StarDist2D
 
     from stardist_hier import Config2DHier, LabelSet, StarDist2DHier, default_taxonomy
-
-    Callback = keras_import("callbacks", "Callback")
-
-    class StepTimer(Callback):
-        def __init__(self):
-            super().__init__()
-            self.times = []
-
-        # time between consecutive batch ends: data generation, forward, loss and backward
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t = None
-
-        def on_train_batch_end(self, batch, logs=None):
-            t = time.perf_counter()
-            if self._t is not None:
-                self.times.append(t - self._t)
-            self._t = t
 
     tax = default_taxonomy()
     tree = tax.tree
@@ -111,7 +94,7 @@ def main(argv=None):
     step = {"plain": [], "hier": []}
     for r in range(args.rounds + 1):
         for name, fn, model in (("plain", train_plain, plain), ("hier", train_hier, hier)):
-            timer = StepTimer()
+            timer = step_timer()
             model.callbacks = [timer] if model._model_prepared else []
             if not model._model_prepared:
                 model.prepare_for_training()

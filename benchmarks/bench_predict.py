@@ -39,30 +39,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import train_tiny
 
 MPP = 0.5
 
 
 def _train_tiny(basedir: Path, *, steps: int = 120, seed: int = 3):
-    from stardist_hier import Config2DHier, StarDist2DHier, default_taxonomy
-    from stardist_hier.slides import SyntheticSlide
-
-    tax = default_taxonomy()
-    slide = SyntheticSlide((512, 512), seed=seed)
-    X, Y = [], []
-    for top in (0, 256):
-        for left in (0, 256):
-            img, lab = slide.region(top, left, 128, 128, labels=True)
-            X.append(img.astype(np.float32) / 255)
-            Y.append(lab)
-    cfg = Config2DHier(tree=tax.tree, n_channel_in=3, n_rays=32, grid=(2, 2), unet_n_depth=2,
-                       unet_n_filter_base=16, net_conv_after_unet=32, train_patch_size=(64, 64),
-                       train_batch_size=4, train_tensorboard=False, train_learning_rate=5e-3, hier_mpp=MPP)
-    with contextlib.redirect_stdout(io.StringIO()):
-        model = StarDist2DHier(cfg, name="tiny", basedir=str(basedir))
-        model.train(X, Y, validation_data=(X[:1], Y[:1]), epochs=2, steps_per_epoch=steps // 2, seed=seed,
-                    verbose=0)
-    return basedir / "tiny"
+    return train_tiny(basedir, n_rays=32, unet_n_filter_base=16, net_conv_after_unet=32, learning_rate=5e-3,
+                      steps=steps, seed=seed, mpp=MPP)
 
 
 def _write_slide(path: Path, n: int, seed: int = 0) -> Path:

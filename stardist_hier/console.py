@@ -18,6 +18,8 @@ Helpers for :mod:`stardist_hier.commands` and the jobs they run (the study runne
 * :func:`keras_verbose` is the ``verbose`` to give ``fit``: 1 (progress bar) on a
   terminal, 2 (one line per epoch) otherwise.
 * :func:`done` is the one-line summary that ends a command: where its outputs are.
+* :func:`no_retracing_warnings` holds back TensorFlow's "triggered tf.function retracing"
+  warnings (expected when a study builds one model per row) unless ``verbose`` >= 2.
 
 ``verbose`` follows one scale everywhere: 0 quiet, 1 normal (one bar per phase),
 2 and more (``-v``) also the libraries' own bars and lines.
@@ -35,7 +37,7 @@ import time
 import warnings
 
 __all__ = ["is_terminal", "keras_verbose", "progress", "write", "quiet_stardist", "import_tensorflow", "done",
-           "TF_NOISE"]
+           "no_retracing_warnings", "TF_NOISE"]
 
 #: Lines TensorFlow's C++ side writes at import (matched anywhere in the line).
 TF_NOISE = re.compile(
@@ -219,3 +221,22 @@ def done(command: str, what: str, *, t0: float | None = None, file=None) -> str:
     line = f"stardist-hier {command}: {what}{took}"
     print(line, file=file if file is not None else sys.stdout, flush=True)
     return line
+
+
+@contextlib.contextmanager
+def no_retracing_warnings(verbose: int = 1):
+    """Hold back TensorFlow's "triggered tf.function retracing" warnings (expected: one new model per row)."""
+    import logging
+
+    class _Drop(logging.Filter):
+        def filter(self, record):
+            return "triggered tf.function retracing" not in record.getMessage()
+
+    logger = logging.getLogger("tensorflow")
+    f = _Drop()
+    if verbose < 2:
+        logger.addFilter(f)
+    try:
+        yield
+    finally:
+        logger.removeFilter(f)

@@ -14,7 +14,7 @@ finds them all.
 
 from __future__ import annotations
 
-__all__ = ["UserError", "InputError", "ModelFolderError", "RunFolderError", "did_you_mean", "shorten",
+__all__ = ["UserError", "InputError", "ModelFolderError", "RunFolderError", "TreeError", "LabelSetError", "did_you_mean", "shorten",
            "MAX_MESSAGE"]
 
 #: Longest error message the command line prints (characters); longer ones are cut with "...".
@@ -36,6 +36,14 @@ class ModelFolderError(UserError):
 class RunFolderError(UserError):
     """A run or output folder that is locked by another run, finished with another config, or not a folder."""
 
+
+
+class TreeError(UserError):
+    """Raised for an invalid class tree."""
+
+
+class LabelSetError(UserError):
+    """Raised for an invalid label set or an unknown label."""
 
 def did_you_mean(key: str, allowed) -> str:
     """``" (did you mean 'x'?)"`` for the closest allowed name, or ``""``."""

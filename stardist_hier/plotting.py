@@ -15,6 +15,7 @@ this module imports no matplotlib at all.
 * :func:`validation_curve_figure` plots validation loss and PQ of named datasets after
   every epoch across episodes (``evaluation: curve``; the paper's Figure 3), also as
   means over seeds.
+* :func:`pq_per_class_figure` plots PQ per class by convention (``stardist-hier evaluate``).
 """
 
 from __future__ import annotations
@@ -25,27 +26,19 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .colors import OUTSIDE_COLOR, UNCERTAIN_COLOR, distinct_label_colors, node_colors
+from .colors import PALETTE as _DISTINCT
+
 __all__ = ["Panel", "label_colors", "node_colors", "render_overlay", "overlay_figure", "save_figure",
-           "loss_curves_figure", "validation_curve_figure", "UNCLASSIFIED_COLOR"]
+           "loss_curves_figure", "validation_curve_figure", "pq_per_class_figure", "UNCLASSIFIED_COLOR"]
 
 #: Colour of nuclei without a class (segmentation-only models, unknown labels).
 UNCLASSIFIED_COLOR = (255, 255, 0)
-#: Colour of nuclei labelled "outside label set" (their most probable leaves are in no label of the set).
-OUTSIDE_COLOR = (150, 150, 150)
-#: Colour of nuclei labelled "uncertain" (best label below the abstention threshold).
-UNCERTAIN_COLOR = (90, 90, 90)
-
-#: Distinct fallback colours (Tableau 10) for labels whose tree colours collide.
-_DISTINCT = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-             (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
+# OUTSIDE_COLOR: nuclei labelled "outside label set"; UNCERTAIN_COLOR: nuclei labelled "uncertain"
+# (defined, with the palette, in the colour module :mod:`stardist_hier.colors`)
 
 
 # ------------------------------------------------------------------------- colours
-def node_colors(tree, nodes=None) -> dict:
-    """``{node: (r, g, b)}`` for ``nodes`` (default every node of ``tree``), from :meth:`ClassTree.color`."""
-    return {n: tuple(tree.color(n)) for n in (tree.nodes if nodes is None else nodes)}
-
-
 def label_colors(label_set, *, decisions: bool = False) -> dict:
     """A distinct ``(r, g, b)`` colour (0-255) for every label of a label set.
 
@@ -67,27 +60,13 @@ def label_colors(label_set, *, decisions: bool = False) -> dict:
     dict of str to tuple of int
         In the order of ``label_set.labels``.
     """
-    tree = label_set.tree
-    out, used = {}, set()
-    for lab in label_set.labels:
-        nodes = label_set.nodes(lab)
-        c = tuple(tree.color(nodes[0] if len(nodes) == 1 else _common_ancestor(tree, nodes)))
-        if c in used:
-            c = next((p for p in _DISTINCT if p not in used), c)
-        out[lab] = c
-        used.add(c)
+    out = distinct_label_colors(label_set)
     if decisions:
         from .classify import OUTSIDE, UNCERTAIN
 
         out.setdefault(OUTSIDE, OUTSIDE_COLOR)
         out.setdefault(UNCERTAIN, UNCERTAIN_COLOR)
     return out
-
-
-def _common_ancestor(tree, nodes) -> str:
-    paths = [(n,) + tree.ancestors(n) for n in nodes]
-    common = set(paths[0]).intersection(*map(set, paths[1:]))
-    return next(n for n in paths[0] if n in common)
 
 
 def _rgb01(c) -> np.ndarray:
@@ -495,4 +474,37 @@ def validation_curve_figure(curves, *, title: str | None = None, datasets: Seque
     fig.legend(handles=handles, loc="outside right upper", fontsize=7, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# ------------------------------------------------------------------- PQ per class
+def pq_per_class_figure(reports, class_reports):
+    """Bar plot of per-class PQ by convention; binary PQ by convention when ``class_reports`` is empty.
+
+    ``reports``: binary :class:`~stardist_hier.metrics.PQReport` objects; ``class_reports``: reports
+    at one label set (:func:`~stardist_hier.metrics.evaluate_cut`), all over the same labels.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if class_reports:
+        labels = list(class_reports[0].per_class)
+        series = [(r.convention, [r.per_class[lab].pq for lab in labels]) for r in class_reports]
+        title = f"PQ per class ({class_reports[0].label_set})"
+    else:
+        labels = ["binary PQ"]
+        series = [(r.convention, [r.pq]) for r in reports]
+        title = "binary PQ"
+    fig = Figure(figsize=(max(4.0, 1.2 * len(labels) + 2), 3.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(series))
+    x = np.arange(len(labels))
+    for k, (name, values) in enumerate(series):
+        ax.bar(x + (k - (len(series) - 1) / 2) * width, np.nan_to_num(values), width, label=name)
+    ax.set_xticks(x, labels, rotation=30 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("PQ")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
     return fig

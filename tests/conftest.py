@@ -32,3 +32,22 @@ def test_seed():
     import os
 
     return int(os.environ.get("STARDIST_HIER_TEST_SEED", "0"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, test_seed):
+    """Folder of a tiny trained 3-channel model (``hier_mpp`` 0.5; trained by tests/predict/conftest.py's
+    ``_train_tiny``, once per session for tests/predict and tests/commands)."""
+    from tests.predict.conftest import _train_tiny
+
+    base = tmp_path_factory.mktemp("models")
+    _train_tiny(base, init_seed=test_seed)
+    return base / "tiny"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    """The tiny model, loaded from its folder."""
+    from stardist_hier.predict.pipeline import load_model
+
+    return load_model(tiny_model_dir)

@@ -3,12 +3,11 @@
 A thin wrapper over the study runner (:mod:`stardist_hier.training.experiment.study`):
 it runs the study configs shipped in ``stardist_hier/examples`` (``table2.yaml``,
 ``table4.yaml``, ``paper.yaml``, ``ablation.yaml``) with the seeds, epochs and steps given
-here. :func:`study_config` also serves ``stardist-hier demo`` (``demo.yaml``).
+here, as :func:`stardist_hier.training.experiment.study.study_config` adapts them.
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 TABLES = ("2", "4", "paper", "ablation")
@@ -33,60 +32,10 @@ def add_arguments(parser):
     parser.add_argument("-v", "--verbose", action="store_true", help="also show StarDist's and Keras's own output")
 
 
-def example_name(name: str) -> str:
-    """The shipped example file stem of a ``--table`` choice or example name (``"2"`` -> ``"table2"``)."""
-    name = str(name)
-    return f"table{name}" if name.isdigit() else name
-
-
-def study_config(name: str, *, seeds=None, epochs=None, steps=None, quick=False) -> dict:
-    """The shipped study config ``name`` with the command line's changes (a plain mapping).
-
-    ``name``: a ``--table`` choice (``"2"``, ``"4"``, ``"paper"``, ``"ablation"``) or the name
-    of a shipped study example (``"demo"``, ``"table2"``, ...). ``epochs`` rescales every
-    episode so that 10 epochs become ``epochs`` (others alike, at least 1); ``steps`` sets the
-    steps per epoch; ``quick`` makes a smoke run (1 epoch per episode, 2 steps, 5 tiles per
-    dataset, 200 bootstrap samples).
-    """
-    from ..examples import example_text
-    from ..io import load_yaml
-
-    stem = example_name(name)
-    raw = load_yaml(example_text(stem), where=f"stardist_hier/examples/{stem}.yaml")
-    if not (isinstance(raw, dict) and "rows" in raw and "base" in raw):
-        from ..errors import InputError
-
-        raise InputError(f"example {name!r} is not a study config (no 'rows' and 'base')")
-    if seeds is not None:
-        raw["seeds"] = list(seeds)
-
-    def scale(eps):
-        for e in eps:
-            if epochs is not None:
-                e["epochs"] = max(1, int(e["epochs"]) * int(epochs) // 10)
-            if quick:
-                e["epochs"] = 1
-
-    scale(raw["base"]["episodes"])
-    for r in raw["rows"]:
-        if "episodes" in (r.get("set") or {}):
-            scale(r["set"]["episodes"])
-    tr = raw["base"].setdefault("training", {})
-    if steps is not None:
-        tr["steps_per_epoch"] = max(2, int(steps))
-    if quick:
-        tr["steps_per_epoch"] = 2
-        for d in raw["base"]["datasets"].values():
-            d["n_tiles"], d["split"] = 5, {"train": 3, "val": 1, "test": 1}
-        raw["bootstrap"] = {"n": 200}
-    return raw
-
-
 def run(args) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from pathlib import Path
 
-    from ..training.experiment.study import format_study, load_study, run_study
+    from ..training.experiment.study import example_name, format_study, load_study, run_study, study_config
 
     if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
         from ..errors import InputError

@@ -12,9 +12,6 @@ Examples
 from __future__ import annotations
 
 import json
-from collections import Counter
-
-import numpy as np
 
 HELP = "List known datasets and their label sets, verify a local copy, or show where to download one."
 
@@ -40,30 +37,10 @@ def add_arguments(parser) -> None:
         p.add_argument("-v", "--verbose", action="store_true", help="accepted for every command (no extra output)")
 
 
-def _taxonomy(path):
-    from ..tree import Taxonomy, default_taxonomy
-
-    return Taxonomy.from_file(path) if path else default_taxonomy()
-
-
-def _mapping(tax, ls_name) -> dict | None:
-    if ls_name not in tax and ls_name != "root":
-        return None
-    ls = tax[ls_name]
-    out = {lab: list(ls.nodes(lab)) for lab in ls.labels}
-    out.update({lab: "ignore" for lab in ls.ignore_labels})
-    return out
-
-
 def _list(args) -> int:
-    from ..datasets.registry import DATASETS
+    from ..datasets.catalog import list_datasets
 
-    tax = _taxonomy(args.taxonomy)
-    rows = []
-    for d in DATASETS.values():
-        rows.append({"name": d.name, "reader": d.reader, "description": d.description,
-                     "label_sets": {ls: _mapping(tax, ls) for ls in d.label_sets},
-                     "any_label_set": d.any_label_set})
+    rows = list_datasets(args.taxonomy)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -98,54 +75,11 @@ def _info(args) -> int:
 
 
 def _verify(args) -> int:
-    from ..datasets.registry import get_dataset
+    from ..datasets.catalog import verify_dataset
 
-    tax = _taxonomy(args.taxonomy)
-    d = get_dataset(args.name)
-    kwargs = {}
-    if d.any_label_set:
-        kwargs["taxonomy"] = tax
-    reader = d.open(args.path, label_set=args.label_set, split=args.split, **kwargs)
-    ls = tax[reader.label_set]
-    n_images, n_nuclei, ignore_px = 0, 0, 0
-    per_class, counters = Counter(), Counter()
-    shapes = set()
-    for i, s in enumerate(reader):
-        if args.limit is not None and i >= args.limit:
-            break
-        n_images += 1
-        shapes.add(s.image.shape[:2])
-        ids = {int(v) for v in np.unique(s.labels) if v != 0}
-        if ids != set(s.classes):
-            raise ValueError(f"{s.meta.get('source')}: classes do not match the instance ids of the labels")
-        for lab in s.classes.values():
-            if lab is not None:
-                ls.resolve(lab)  # raises for a label that is not in the label set
-            per_class["(class unknown)" if lab is None else lab] += 1
-        n_nuclei += len(s.classes)
-        if s.ignore is not None:
-            ignore_px += int(s.ignore.sum())
-        for k, v in s.meta.items():
-            if k.startswith("n_") and isinstance(v, int):
-                counters[k] += v
-    if n_images == 0:
-        raise ValueError(f"{args.path}: no samples read")
-    result = {"dataset": d.name, "path": str(args.path), "label_set": reader.label_set, "images": n_images,
-              "nuclei": n_nuclei, "per_class": dict(per_class), "ignore_pixels": ignore_px,
-              "image_shapes": sorted(list(x) for x in shapes)[:10], "counters": dict(counters)}
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(f"{d.name} at {args.path}  (label set {reader.label_set})")
-    print(f"  images: {n_images}")
-    print(f"  nuclei: {n_nuclei}")
-    for lab in list(ls.labels) + list(ls.ignore_labels) + ["(class unknown)"]:
-        if lab in per_class:
-            nodes = " + ".join(ls.nodes(lab)) if lab in ls.labels else "ignore"
-            print(f"    {lab:<28} {per_class[lab]:>8}   -> {nodes}")
-    print(f"  ignore pixels: {ignore_px}")
-    for k, v in sorted(counters.items()):
-        print(f"  {k}: {v}")
+    v = verify_dataset(args.name, args.path, label_set=args.label_set, split=args.split, limit=args.limit,
+                       taxonomy=args.taxonomy)
+    print(json.dumps(v.result, indent=2) if args.json else v.text())
     return 0
 
 

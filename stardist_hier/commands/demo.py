@@ -8,16 +8,10 @@ the same way as ``stardist-hier benchmark``.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 
 HELP = ("generate PanNuke- and CoNSeP-like data, train on CoNSeP only (10 and 20 epochs) and on PanNuke "
         "then CoNSeP, print the Table-2-like result")
-
-
-SMOKE_NOTE = ("**SMOKE TEST (--quick): one epoch per episode on a few tiles. These numbers only show that "
-              "the pipeline runs; they say nothing about the method.**")
 
 
 def add_arguments(parser):
@@ -33,35 +27,13 @@ def add_arguments(parser):
                         help="also show Keras's and StarDist's own progress output")
 
 
-@contextlib.contextmanager
-def _no_retracing_warnings(verbose):
-    """Hold back TensorFlow's "triggered tf.function retracing" warnings (expected: one new model per row)."""
-    import logging
-
-    class _Drop(logging.Filter):
-        def filter(self, record):
-            return "triggered tf.function retracing" not in record.getMessage()
-
-    logger = logging.getLogger("tensorflow")
-    f = _Drop()
-    if verbose < 2:
-        logger.addFilter(f)
-    try:
-        yield
-    finally:
-        logger.removeFilter(f)
-
-
 def run(args) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import sys
     from functools import partial
     from pathlib import Path
 
-    from ..console import done, import_tensorflow, quiet_stardist
-    from ..io import atomic_write_text
-    from ..training.experiment.study import format_study, load_study, run_study
-    from .benchmark import study_config
+    from ..console import done, import_tensorflow, no_retracing_warnings, quiet_stardist
+    from ..training.experiment.study import format_study, load_study, mark_smoke_test, run_study, study_config
 
     raw = study_config("demo", seeds=[args.seed], epochs=args.epochs, steps=args.steps, quick=args.quick)
     import_tensorflow()  # TensorFlow's start-up notices held back (the config check imports it)
@@ -69,12 +41,11 @@ def run(args) -> int:
     out = Path(args.out)
     t0 = time.time()
     log = partial(print, file=sys.stdout, flush=True)  # one line per finished row, past quiet_stardist
-    with quiet_stardist(args.verbose), _no_retracing_warnings(args.verbose):  # held back unless -v
+    with quiet_stardist(args.verbose), no_retracing_warnings(args.verbose):  # held back unless -v
         res = run_study(study, out, verbose=args.verbose, log=log)
     table = format_study(res)
     if args.quick:
-        table = SMOKE_NOTE + "\n\n" + table
-        atomic_write_text(out / "study.md", table)
+        table = mark_smoke_test(out, table)
     print()
     print(table)
     print("PQ at the test set's own label set (CoNIC convention; mPQ+ = mean over its labels); one seed, so "

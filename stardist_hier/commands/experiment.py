@@ -13,7 +13,6 @@ holder (PID, host, start time). A rerun with a config that differs from the fold
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 HELP = "Run a training experiment from a YAML config: episodes across datasets, test-set PQ, curves, overlays."
@@ -29,22 +28,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--restart", action="store_true",
                         help="move an existing run in the folder to DIR.old-<UTC time> (nothing is deleted) "
                              "and train from scratch")
-    parser.add_argument("--max-epochs", type=_positive_int, metavar="N",
+    from ._args import positive_int
+
+    parser.add_argument("--max-epochs", type=positive_int, metavar="N",
                         help="stop after N epochs in this call (rerun to continue)")
     parser.add_argument("--check", action="store_true",
                         help="only validate the config and the data, do not train")
     parser.add_argument("-q", "--quiet", action="store_true", help="less output")
     parser.add_argument("-v", "--verbose", action="store_true", help="also show StarDist's own status lines")
-
-
-def _positive_int(text) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return v
 
 
 def run(args) -> int:
@@ -66,8 +57,9 @@ def run(args) -> int:
     verbose = 0 if args.quiet else 1
     import_tensorflow()  # TensorFlow's start-up notices held back (the config check imports it)
     from ..training.experiment import load_config, load_data
+    from ..training.experiment.study import is_study_config
 
-    if _is_study(args.config):  # rows of experiments over seeds (e.g. --example ablation)
+    if is_study_config(args.config):  # rows of experiments over seeds (e.g. --example ablation)
         return _run_study(args, verbose)
 
     if args.out is not None and not args.check:
@@ -88,19 +80,6 @@ def run(args) -> int:
         return 0
     print(f"done after {res['epochs_done']} epochs; results in {res['out']}/results.md")
     return 0
-
-
-def _is_study(path) -> bool:
-    """A study config (:mod:`stardist_hier.training.experiment.study`): top-level ``rows`` and ``base``."""
-    from pathlib import Path
-
-    from ..io import load_yaml
-
-    try:
-        raw = load_yaml(Path(path))
-    except Exception:  # noqa: BLE001 - load_config reports a bad file
-        return False
-    return isinstance(raw, dict) and "rows" in raw and "base" in raw
 
 
 def _run_study(args, verbose) -> int:

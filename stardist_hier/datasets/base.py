@@ -79,6 +79,41 @@ class Reader(Sequence):
     def _read(self, index: int) -> Sample:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @classmethod
+    def check_label_set(cls, label_set: str, allowed, *, title: str | None = None, because: str | None = None,
+                        where: str | None = None) -> None:
+        """Refuse a label set the reader cannot produce: the one check shared by the readers.
+
+        Parameters
+        ----------
+        label_set : str
+            The label set asked for.
+        allowed : sequence of str
+            The label sets this reader can produce.
+        title : str, optional
+            The dataset's display name: with one allowed label set the message says
+            "``title`` has only 'x'" (else "use 'a' or 'b'").
+        because : str, optional
+            Why the label set is refused, instead of "unknown label set" (e.g. "cannot be
+            read from native codes").
+        where : str, optional
+            What the message starts with (default :attr:`dataset`).
+
+        Raises
+        ------
+        ValueError
+            ``label_set`` is not in ``allowed``; the message starts with ``where``.
+        """
+        allowed = tuple(allowed)
+        if label_set in allowed:
+            return
+        if title is not None and len(allowed) == 1:
+            hint = f"{title} has only {allowed[0]!r}"
+        else:
+            hint = "use " + " or ".join(repr(k) for k in allowed)
+        what = f"label set {label_set!r} {because}" if because else f"unknown label set {label_set!r}"
+        raise ValueError(f"{where or cls.dataset}: {what}; {hint}")
+
     def _check_nonempty(self, where) -> None:
         """Raise :class:`FileNotFoundError` when discovery found no samples."""
         if len(self._names) == 0:

@@ -163,9 +163,8 @@ class CoNSeP(Reader):
     def __init__(self, root, *, split=None, label_set: str = "consep", codes: str = "native"):
         if codes not in _CODE_TABLES:
             raise ValueError(f"consep: codes must be 'native' or 'merged', got {codes!r}")
-        if label_set not in _CODE_TABLES[codes]:
-            allowed = " or ".join(repr(k) for k in _CODE_TABLES[codes])
-            raise ValueError(f"consep: label set {label_set!r} cannot be read from {codes} codes; use {allowed}")
+        self.check_label_set(label_set, _CODE_TABLES[codes], because=f"cannot be read from {codes} codes",
+                             where="consep")
         self.codes = codes
         root = require_dir(root, what="CoNSeP folder")
         if not any((root / d).is_dir() for d in _SPLITS.values()) and (root / "CoNSeP").is_dir():

@@ -56,8 +56,7 @@ class DSB2018(Reader):
     dataset = "dsb2018"
 
     def __init__(self, root, *, split=None, label_set: str = "dsb2018"):
-        if label_set not in ("dsb2018", "root"):
-            raise ValueError(f"dsb2018: unknown label set {label_set!r}; use 'dsb2018' or 'root'")
+        self.check_label_set(label_set, ("dsb2018", "root"))
         super().__init__(require_dir(root, what="DSB 2018 folder"), label_set=label_set)
         self._items = []  # (layout, split, image path, mask path or folder)
         s = None if split is None else str(split).lower().removeprefix("stage1_")

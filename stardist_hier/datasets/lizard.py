@@ -122,8 +122,7 @@ class Lizard(Reader):
     dataset = "lizard"
 
     def __init__(self, root, *, split=None, label_set: str = "lizard"):
-        if label_set != "lizard":
-            raise ValueError(f"lizard: unknown label set {label_set!r}; Lizard has only 'lizard'")
+        self.check_label_set(label_set, ("lizard",), title="Lizard")
         super().__init__(require_dir(root, what="Lizard folder"), label_set=label_set)
         pngs = {}
         for p in self.root.rglob("*.png"):
@@ -188,8 +187,7 @@ class CoNIC(Reader):
     dataset = "conic"
 
     def __init__(self, root, *, split=None, label_set: str = "conic"):
-        if label_set != "conic":
-            raise ValueError(f"conic: unknown label set {label_set!r}; CoNIC has only 'conic'")
+        self.check_label_set(label_set, ("conic",), title="CoNIC")
         super().__init__(require_dir(root, what="CoNIC folder"), label_set=label_set)
         self.split = split
         self.images = NpyRows(self.root / "images.npy", what="CoNIC images array")

@@ -107,8 +107,7 @@ class MoNuSAC(Reader):
 
     def __init__(self, root, *, split=None, label_set: str = "monusac", image_format: str = "auto",
                  tif_fix: bool = True):
-        if label_set != "monusac":
-            raise ValueError(f"monusac: unknown label set {label_set!r}; MoNuSAC has only 'monusac'")
+        self.check_label_set(label_set, ("monusac",), title="MoNuSAC")
         if image_format not in ("auto", "svs", "tif"):
             raise ValueError(f"monusac: image_format must be 'auto', 'svs' or 'tif', got {image_format!r}")
         super().__init__(require_dir(root, what="MoNuSAC folder"), label_set=label_set)

@@ -68,8 +68,7 @@ class MoNuSeg(Reader):
     dataset = "monuseg"
 
     def __init__(self, root, *, split=None, label_set: str = "monuseg"):
-        if label_set not in ("monuseg", "root"):
-            raise ValueError(f"monuseg: unknown label set {label_set!r}; use 'monuseg' or 'root'")
+        self.check_label_set(label_set, ("monuseg", "root"))
         super().__init__(require_dir(root, what="MoNuSeg folder"), label_set=label_set)
         self.split = split
         self._items = pair_annotations(self.root, dataset=self.dataset)

@@ -175,8 +175,7 @@ class NuCLS(Reader):
     dataset = "nucls"
 
     def __init__(self, root, *, split=None, label_set: str = "nucls2"):
-        if label_set not in ("nucls2", "nucls4"):
-            raise ValueError(f"nucls: unknown label set {label_set!r}; use 'nucls2' or 'nucls4'")
+        self.check_label_set(label_set, ("nucls2", "nucls4"))
         super().__init__(require_dir(root, what="NuCLS folder"), label_set=label_set)
         seg = require_dir(self.root / "segmentation", what="NuCLS segmentation folder")
         det = self.root / "detection"

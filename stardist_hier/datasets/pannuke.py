@@ -132,8 +132,7 @@ class PanNuke(Reader):
 
     def __init__(self, root, *, split=None, label_set: str = "pannuke", components: str = "largest",
                  void: str = "ignore"):
-        if label_set != "pannuke":
-            raise ValueError(f"pannuke: unknown label set {label_set!r}; PanNuke has only 'pannuke'")
+        self.check_label_set(label_set, ("pannuke",), title="PanNuke")
         if components not in ("largest", "split", "keep"):
             raise ValueError(f"pannuke: components must be 'largest', 'split' or 'keep', got {components!r}")
         if void not in ("ignore", "background"):

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_dir"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_files", "atomic_dir"]
 
 
 def _temp_name(target: Path, *, directory: bool = False, keep_suffix: bool = False) -> Path:
@@ -63,6 +63,25 @@ def atomic_write_bytes(target, data: bytes) -> None:
 def atomic_write_text(target, text: str) -> None:
     """Write ``text`` (UTF-8) to ``target`` atomically."""
     atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def atomic_write_files(folder, files) -> None:
+    """Write ``files`` (``{file name: bytes}``) into ``folder``: every file under a temporary name first,
+    then all renamed, so a failure while writing leaves ``folder``'s files as they were."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    temps = {}
+    try:
+        for name, data in files.items():
+            tmp = _temp_name(folder / name)
+            temps[name] = tmp
+            tmp.write_bytes(data)
+        for name, tmp in temps.items():
+            os.replace(tmp, folder / name)
+    finally:
+        for tmp in temps.values():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
 
 
 @contextlib.contextmanager

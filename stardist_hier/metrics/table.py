@@ -1,4 +1,4 @@
-"""Tidy rows from PQ reports, and their Markdown and CSV text."""
+"""Tidy rows from PQ reports, and their Markdown and CSV text: the package's one table writer."""
 
 from __future__ import annotations
 
@@ -75,14 +75,14 @@ def format_markdown(rows, *, columns=None, digits: int = 4) -> str:
     return "\n".join(lines) + "\n"
 
 
-def format_csv(rows, *, columns=None) -> str:
-    """CSV text of ``rows`` (full float precision, NaN as ``nan``)."""
+def format_csv(rows, *, columns=None, lineterminator: str = "\n") -> str:
+    """CSV text of ``rows`` (full float precision, NaN as ``nan``; lines end with ``lineterminator``)."""
     rows = list(rows)
     columns = list(columns or (rows[0].keys() if rows else REPORT_COLUMNS))
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv.writer(buf, lineterminator=lineterminator)
     w.writerow(columns)
     for row in rows:
-        w.writerow([repr(v) if isinstance(v, float) and not math.isnan(v) else _cell(v, 0)
+        w.writerow([repr(float(v)) if isinstance(v, float) and not math.isnan(v) else _cell(v, 0)
                     for v in (row.get(c, "") for c in columns)])
     return buf.getvalue()

@@ -23,7 +23,25 @@ from itertools import product
 
 import numpy as np
 
-__all__ = ["BlockParams", "block_params", "cover", "predict_block", "ObjectTooLarge"]
+__all__ = ["BlockParams", "block_params", "cover", "predict_block", "ObjectTooLarge", "axes_div_by",
+           "axes_tile_overlap", "grid_divisible"]
+
+
+def axes_div_by(model, axes) -> list:
+    """StarDist's ``_axes_div_by``: what each axis of ``axes`` must be divisible by (the grid)."""
+    return model._axes_div_by(axes)
+
+
+def axes_tile_overlap(model, axes) -> list:
+    """StarDist's ``_axes_tile_overlap``: the network's receptive field along each axis of ``axes``."""
+    return model._axes_tile_overlap(axes)
+
+
+def grid_divisible(grid, value) -> int:
+    """``stardist.big._grid_divisible``, silent: ``value`` rounded up to a multiple of ``grid``."""
+    from stardist.big import _grid_divisible
+
+    return _grid_divisible(grid, value, verbose=False)
 
 
 class ObjectTooLarge(RuntimeError):

@@ -21,6 +21,7 @@ stardist-hier needs, each tested in ``tests/models/test_stardist_seams.py``:
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from contextlib import contextmanager
 
@@ -30,11 +31,14 @@ from csbdeep.data import Normalizer
 from csbdeep.utils.tf import CARETensorBoardImage, IS_KERAS_3_PLUS
 from stardist.models.base import StarDistBase, _tf_version_at_least
 from stardist.models.model2d import StarDistData2D
+from stardist.models.model2d import clear_border, edt_prob, sample_patches, star_dist
 
 from ..targets import class_target
 
 __all__ = ["SUPPORTED_STARDIST", "StarDistData2DHier", "compile_with_class_loss", "fit", "seeded_global_numpy",
-           "with_class_heads", "class_head_layers", "CLASS_LAYER", "FixedNormalizer"]
+           "with_class_heads", "class_head_layers", "CLASS_LAYER", "FixedNormalizer", "predict_on_one_device",
+           "is_multiclass", "is_prepared", "mark_prepared", "set_logdir",
+           "normalize_axes"]
 
 #: Name of StarDist's class-head layer (a 1x1 convolution with a softmax).
 CLASS_LAYER = "prob_class"
@@ -61,6 +65,53 @@ def seeded_global_numpy(entropy):
             yield
         finally:
             np.random.set_state(saved)
+
+@functools.lru_cache(maxsize=1)
+def _stardist_openmp():
+    """The OpenMP runtime StarDist's C extension uses (its wheel vendors its own ``libgomp``),
+    as a :class:`ctypes.CDLL`; ``None`` where it cannot be found (then nothing is changed)."""
+    import ctypes
+    import os
+
+    import stardist.lib.stardist2d  # noqa: F401 - loads the runtime
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as f:
+            paths = {line.split()[-1] for line in f if "gomp" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        if os.path.basename(path).startswith("libgomp") and os.path.isfile(path):
+            try:
+                lib = ctypes.CDLL(path)
+                lib.omp_get_max_threads.restype = ctypes.c_int
+                return lib
+            except (OSError, AttributeError):
+                continue
+    return None
+
+
+@contextmanager
+def stardist_openmp_threads(n: int):
+    """Run a block with StarDist's OpenMP regions (``star_dist``) on ``n`` threads, *in this thread only*.
+
+    ``omp_set_num_threads`` sets the calling thread's own setting; it is put back at
+    the end. On a busy machine StarDist's default (all cores) makes ``star_dist`` of a
+    128x128 patch 10 to 35 times slower than one thread (measured: 10.6 to 23.8 ms
+    against 0.66 to 1.6 ms at load average 7 on 2 cores), with identical results; the
+    training input builds batches in parallel threads instead.
+    """
+    lib = _stardist_openmp()
+    if lib is None:
+        yield
+        return
+    old = int(lib.omp_get_max_threads())
+    lib.omp_set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        lib.omp_set_num_threads(old)
+
 
 #: StarDist versions whose internals this module was written against and tested with.
 SUPPORTED_STARDIST = ("0.9.2",)
@@ -104,6 +155,7 @@ class StarDistData2DHier(StarDistData2D):
         self.sampler = sampler
         self._local = threading.local()
         user_augmenter = self.augmenter
+        self.user_augmenter = user_augmenter
 
         def _capturing_augmenter(x, y):
             x, y = user_augmenter(x, y)
@@ -121,24 +173,72 @@ class StarDistData2DHier(StarDistData2D):
         self._local.idx = idx
         return idx
 
-    def __getitem__(self, i):
-        self._local.patches = []
+    def batch_entropy(self, i):
+        """Seed entropy of batch ``i`` from the sampler's ``batch_seed`` (``None`` without one)."""
         batch_seed = getattr(self.sampler, "batch_seed", None)
-        entropy = None if batch_seed is None else batch_seed(i)
-        if entropy is None:
-            inputs, (prob, dist) = super().__getitem__(i)
-        else:
-            # the sampler may wait at an epoch boundary: ask it before taking the lock
-            self._local.pre = (i, self.batch(i))
-            try:
-                with seeded_global_numpy(entropy):
-                    inputs, (prob, dist) = super().__getitem__(i)
-            finally:
-                self._local.pre = None
+        return None if batch_seed is None else batch_seed(i)
+
+    def __getitem__(self, i):
+        entropy = self.batch_entropy(i)
+        if entropy is not None:
+            # the sampler may wait at an epoch boundary: ask it before taking any lock
+            return self.make_batch(self.batch(i), entropy)
+        self._local.patches = []
+        inputs, (prob, dist) = super().__getitem__(i)
         idx, patches = self._local.idx, self._local.patches
         sub = self.ss_grid[1:3]
         cls = np.stack([class_target(y[self.b][sub], self.cuts[k]) for y, k in zip(patches, idx)])
         return inputs, type(inputs)((prob, dist, cls))
+
+    def make_batch(self, idx, entropy):
+        """The batch of images ``idx``, a pure function of ``(idx, entropy)`` and the data.
+
+        StarDist 0.9.2's ``StarDistData2D.__getitem__`` split in two: the patch positions
+        (StarDist draws them from NumPy's global generator) are drawn under
+        :func:`seeded_global_numpy` (serialised, cheap); augmentation, StarDist's targets
+        (``edt_prob``, ``star_dist``) and the class target run outside the lock, so several
+        threads can build batches at once. An augmenter with a ``for_batch(entropy, idx)``
+        method (:class:`~stardist_hier.training.Augmenter`) gets a generator seeded by the
+        batch's entropy, so the batch does not depend on which thread builds it or when.
+        """
+        idx = np.asarray(idx)
+        with seeded_global_numpy(entropy):
+            arrays = [sample_patches((self.Y[k],) + self.channels_as_tuple(self.X[k]), patch_size=self.patch_size,
+                                     n_samples=1, valid_inds=self.get_valid_inds(k)) for k in idx]
+        if self.n_channel is None:
+            X, Y = list(zip(*[(x[0][self.b], y[0]) for y, x in arrays]))
+        else:
+            X, Y = list(zip(*[(np.stack([_x[0] for _x in x], axis=-1)[self.b], y[0]) for y, *x in arrays]))
+        for_batch = getattr(self.user_augmenter, "for_batch", None)
+        augment = self.user_augmenter if for_batch is None else for_batch(entropy, idx)
+        X, Y = tuple(zip(*tuple(augment(_x, _y) for _x, _y in zip(X, Y))))
+        sub = self.ss_grid[1:3]
+        cls = np.stack([class_target(y[self.b][sub], self.cuts[k]) for y, k in zip(Y, idx)])
+        mask_neg = tuple(y[self.b][sub] < 0 for y in Y)
+        has_neg = any(m.any() for m in mask_neg)
+        if has_neg:
+            mask_neg = np.stack(mask_neg)
+            Y = tuple(np.maximum(y, 0) for y in Y)
+        prob = np.stack([edt_prob(lbl[self.b][sub]) for lbl in Y])
+        with stardist_openmp_threads(1):
+            if self.shape_completion:
+                Y_cleared = [clear_border(lbl) for lbl in Y]
+                dist = np.stack([star_dist(lbl, self.n_rays, mode=self.sd_mode)[self.b + (slice(None),)]
+                                 for lbl in Y_cleared])[self.ss_grid]
+                dist_mask = np.stack([edt_prob(lbl[self.b][sub]) for lbl in Y_cleared])
+            else:
+                dist = np.stack([star_dist(lbl, self.n_rays, mode=self.sd_mode, grid=self.grid) for lbl in Y])
+                dist_mask = prob
+        X = np.stack(X)
+        if X.ndim == 3:
+            X = np.expand_dims(X, -1)
+        prob = np.expand_dims(prob, -1)
+        dist_and_mask = np.empty(dist.shape[:-1] + (self.n_rays + 1,), np.float32)
+        dist_and_mask[..., :-1] = dist
+        dist_and_mask[..., -1:] = np.expand_dims(dist_mask, -1)
+        if has_neg:
+            prob[mask_neg] = -1
+        return (X,), (prob, dist_and_mask, cls)
 
 
 def compile_with_class_loss(model, class_loss, optimizer=None, *, wrap_losses=None):
@@ -176,8 +276,12 @@ def compile_with_class_loss(model, class_loss, optimizer=None, *, wrap_losses=No
         raise RuntimeError("StarDist's prepare_for_training did not compile the model")
 
 
-def fit(model, data_train, data_val, *, epochs, steps_per_epoch, callbacks=(), verbose=1):
-    """``StarDist2D.train`` after its data preparation, with our generators."""
+def fit(model, data_train, data_val, *, epochs, steps_per_epoch, callbacks=(), verbose=1, input_workers=1):
+    """``StarDist2D.train`` after its data preparation, with our generators.
+
+    ``input_workers > 1``: the training batches are built by that many threads
+    (:class:`~stardist_hier.models.input_pipeline.ParallelBatches`), the same batches.
+    """
     config = model.config
     if config.train_tensorboard and model.basedir is not None and \
             not any(isinstance(cb, CARETensorBoardImage) for cb in model.callbacks):
@@ -195,11 +299,22 @@ def fit(model, data_train, data_val, *, epochs, steps_per_epoch, callbacks=(), v
     fit_kwargs = {}
     if _tf_version_at_least("2.2.0"):
         fit_kwargs["validation_batch_size"] = config.train_batch_size
-    with _symbolic_build_from(model.keras_model, data_val):
-        history = model.keras_model.fit(iter(data_train), validation_data=data_val, epochs=epochs,
-                                        steps_per_epoch=steps_per_epoch,
-                                        callbacks=list(model.callbacks) + list(callbacks), verbose=verbose,
-                                        **fit_kwargs)
+    if input_workers > 1:
+        from .input_pipeline import ParallelBatches
+
+        batches = ParallelBatches(data_train, workers=input_workers)
+        train_iter = (b for b in batches)
+    else:
+        batches, train_iter = None, iter(data_train)
+    try:
+        with _symbolic_build_from(model.keras_model, data_val):
+            history = model.keras_model.fit(train_iter, validation_data=data_val, epochs=epochs,
+                                            steps_per_epoch=steps_per_epoch,
+                                            callbacks=list(model.callbacks) + list(callbacks), verbose=verbose,
+                                            **fit_kwargs)
+    finally:
+        if batches is not None:
+            batches.close()
     model._training_finished()
     return history
 
@@ -309,3 +424,56 @@ class FixedNormalizer(Normalizer):
     @property
     def do_after(self):
         return False
+
+
+def predict_on_one_device(keras_model):
+    """Make ``keras_model.predict`` run on one device, without the model's strategy.
+
+    StarDist predicts one image (or tile) at a time, ``keras_model.predict(x[None])``;
+    under a strategy that batch of 1 would be split over the replicas, which fails for
+    the empty shards. Training, ``evaluate`` and the validation stay distributed. The
+    single-device predict function is traced once and kept. Swaps Keras's private
+    ``_distribute_strategy`` for the duration of each ``predict``.
+    """
+    if getattr(keras_model, "_distribute_strategy", None) is None or "predict" in vars(keras_model):
+        return keras_model
+    original = keras_model.predict
+    cache = {}
+
+    def predict(*args, **kwargs):
+        saved = (keras_model._distribute_strategy, keras_model.predict_function)
+        keras_model._distribute_strategy, keras_model.predict_function = None, cache.get("fn")
+        try:
+            out = original(*args, **kwargs)
+            cache["fn"] = keras_model.predict_function
+            return out
+        finally:
+            keras_model._distribute_strategy, keras_model.predict_function = saved
+
+    object.__setattr__(keras_model, "predict", predict)
+    return keras_model
+
+
+def is_multiclass(model) -> bool:
+    """StarDist's ``_is_multiclass()``: whether the model has a class head."""
+    return bool(model._is_multiclass())
+
+
+def is_prepared(model) -> bool:
+    """StarDist's ``_model_prepared``: whether ``prepare_for_training`` has compiled the model."""
+    return bool(model._model_prepared)
+
+
+def mark_prepared(model) -> None:
+    """Set StarDist's ``_model_prepared`` (after compiling the model ourselves)."""
+    model._model_prepared = True
+
+
+def set_logdir(model) -> None:
+    """StarDist's ``_set_logdir()``: ``model.logdir = basedir / name``, created, with ``config.json``."""
+    model._set_logdir()
+
+
+def normalize_axes(model, img, axes):
+    """StarDist's ``_normalize_axes``: ``axes`` checked against ``img`` (the model's default when ``None``)."""
+    return model._normalize_axes(img, axes)

@@ -204,26 +204,12 @@ def predict_on_one_device(keras_model):
 
     StarDist predicts one image (or tile) at a time, ``keras_model.predict(x[None])``;
     under a strategy that batch of 1 would be split over the replicas, which fails for
-    the empty shards. Training, ``evaluate`` and the validation stay distributed. The
-    single-device predict function is traced once and kept.
+    the empty shards. The patch of Keras's private state lives in
+    :func:`stardist_hier.models._stardist_compat.predict_on_one_device`.
     """
-    if getattr(keras_model, "_distribute_strategy", None) is None or "predict" in vars(keras_model):
-        return keras_model
-    original = keras_model.predict
-    cache = {}
+    from ._stardist_compat import predict_on_one_device as patch
 
-    def predict(*args, **kwargs):
-        saved = (keras_model._distribute_strategy, keras_model.predict_function)
-        keras_model._distribute_strategy, keras_model.predict_function = None, cache.get("fn")
-        try:
-            out = original(*args, **kwargs)
-            cache["fn"] = keras_model.predict_function
-            return out
-        finally:
-            keras_model._distribute_strategy, keras_model.predict_function = saved
-
-    object.__setattr__(keras_model, "predict", predict)
-    return keras_model
+    return patch(keras_model)
 
 
 def split_cpu(n: int = 2):

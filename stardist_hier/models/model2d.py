@@ -15,21 +15,15 @@ from ..errors import InputError, ModelFolderError, did_you_mean, shorten
 from ..losses import REGISTRY, build_class_loss
 from ..targets import encode_image
 from ..tree import ClassTree, LabelSet, LabelSetError
+from . import _stardist_big_compat as big_compat
 from . import _stardist_compat as compat
-from . import distribute
+from . import distribute, transfer
+from .defaults import HIER_DEFAULTS as _HIER_DEFAULTS
+from .input_pipeline import check_input_workers
+from .defaults import read_config_json  # noqa: F401 (importable from here as before)
 
-__all__ = ["Config2DHier", "StarDist2DHier"]
+__all__ = ["Config2DHier", "StarDist2DHier", "load_model"]
 
-_HIER_DEFAULTS = dict(
-    hier_tree=None,
-    train_class_loss={"ce": 1.0, "focal_tversky": 1.0},
-    train_class_loss_options={"focal_tversky": {"alpha": 0.7, "gamma": 0.75, "form": "pixel"}},
-    predict_class_aggregate="mean",
-    hier_mpp=None,
-    hier_distribute=None,
-    hier_class_heads=None,
-    hier_normalize=normalization.DEFAULT,
-)
 
 
 class Config2DHier(Config2D):
@@ -203,27 +197,6 @@ def _leaves_fingerprint(leaves) -> str:
     return hashlib.sha256(json.dumps(list(leaves)).encode("utf-8")).hexdigest()
 
 
-def read_config_json(folder: Path, *, what: str = "model folder") -> dict:
-    """The ``config.json`` of a model folder as a dict; :class:`ModelFolderError` naming the folder or file."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelFolderError(f"{what} {folder} does not exist or is not a folder")
-    config = folder / "config.json"
-    if not config.is_file():
-        raise ModelFolderError(f"{what} {folder} has no config.json")
-    try:
-        d = json.loads(config.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ModelFolderError(f"{config} is truncated or not valid JSON ({e})") from None
-    except RecursionError:
-        raise ModelFolderError(f"{config} is nested too deeply to be a model config") from None
-    except OSError as e:
-        raise ModelFolderError(f"{config} cannot be read ({e.strerror or e})") from None
-    if not isinstance(d, dict):
-        raise ModelFolderError(f"{config} must hold a JSON object, got {type(d).__name__}")
-    return d
-
-
 def _check_model_folder(folder: Path, config_class):
     """Raise :class:`ModelFolderError` naming the folder or file when a model folder cannot load."""
     d = read_config_json(folder)
@@ -296,7 +269,7 @@ def _check_big_blocks(model, img, axes, block_size, min_overlap, context) -> Non
                          f"{np.shape(img)} ({e})") from None
     spatial = [a for a in ax if a != "C"]
     if context is None:
-        context = model._axes_tile_overlap(ax)
+        context = big_compat.axes_tile_overlap(model, ax)
         context = [c for a, c in zip(ax, context) if a != "C"]
 
     def per_axis(v, what):
@@ -311,15 +284,13 @@ def _check_big_blocks(model, img, axes, block_size, min_overlap, context) -> Non
 
     bs, mo, ct = per_axis(block_size, "block_size"), per_axis(min_overlap, "min_overlap"), per_axis(context,
                                                                                                      "context")
-    from stardist.big import _grid_divisible
-
-    grid = model._axes_div_by("".join(spatial))
+    grid = big_compat.axes_div_by(model, "".join(spatial))
     shape = dict(zip(ax, np.shape(img)))
     for a, b, o, c, g in zip(spatial, bs, mo, ct, grid):
         if b > shape[a]:
             raise InputError(f"predict_instances_big: block_size {b} along {a} is larger than the image "
                              f"({shape[a]} px); use predict_instances for an image this small")
-        for b, o, c in ((b, o, c), tuple(_grid_divisible(g, v, verbose=False) for v in (b, o, c))):
+        for b, o, c in ((b, o, c), tuple(big_compat.grid_divisible(g, v) for v in (b, o, c))):
             if not o + 2 * c < b:
                 raise InputError(f"predict_instances_big: block_size {b} along {a} must exceed min_overlap + "
                                  f"2 * context = {o} + 2 * {c} = {o + 2 * c} (also once rounded up to the grid "
@@ -530,7 +501,7 @@ class StarDist2DHier(StarDist2D):
         want = f"{cin} channel{'s' if cin != 1 else ''}"
         shape = tuple(getattr(img, "shape", ()))
         try:
-            norm = self._normalize_axes(img, axes)
+            norm = compat.normalize_axes(self, img, axes)
         except (ValueError, AssertionError) as e:
             raise InputError(f"image of shape {shape} does not fit axes {axes or self.config.axes!r}: the model "
                              f"expects {want} (axes {self.config.axes!r}, e.g. shape (H, W"
@@ -553,10 +524,8 @@ class StarDist2DHier(StarDist2D):
     @classmethod
     def from_stardist(cls, folder, *, tree=None, name=None, basedir=None, **config):
         """A new model on ``tree`` with every layer but the class head copied from a StarDist2D
-        model folder; see :func:`stardist_hier.models.export.from_stardist`."""
-        from .export import from_stardist
-
-        return from_stardist(folder, tree=tree, name=name, basedir=basedir, **config)
+        model folder; see :func:`stardist_hier.models.transfer.from_stardist`."""
+        return transfer.from_stardist(cls, Config2DHier, folder, tree=tree, name=name, basedir=basedir, **config)
 
     @classmethod
     def from_pretrained(cls, name_or_alias=None, *, cache_dir=None):
@@ -594,6 +563,29 @@ class StarDist2DHier(StarDist2D):
             cached = (self.config.hier_tree, self.config.tree)
             self._tree_cache = cached
         return cached[1]
+
+    @property
+    def is_multiclass(self) -> bool:
+        """Whether the model has a class head (``n_classes`` set), as StarDist's ``_is_multiclass()``."""
+        return compat.is_multiclass(self)
+
+    @property
+    def is_prepared(self) -> bool:
+        """Whether :meth:`prepare_for_training` has compiled the model (StarDist's ``_model_prepared``)."""
+        return compat.is_prepared(self)
+
+    def ensure_prepared(self, optimizer=None) -> None:
+        """Call :meth:`prepare_for_training` unless the model is already prepared."""
+        if not self.is_prepared:
+            self.prepare_for_training(optimizer)
+
+    def set_logdir(self) -> None:
+        """Make ``basedir / name`` the model folder (``self.logdir``): created, ``config.json`` written.
+
+        StarDist's ``_set_logdir``; call it after changing ``basedir`` (it warns when the
+        folder exists already).
+        """
+        compat.set_logdir(self)
 
     @property
     def class_heads(self) -> tuple:
@@ -654,7 +646,7 @@ class StarDist2DHier(StarDist2D):
             if len(self.class_heads) > 1:
                 keras_model = compat.with_class_heads(keras_model, len(self.class_heads))
         # StarDist predicts batches of one image: on one device (training stays distributed)
-        return distribute.predict_on_one_device(keras_model)
+        return compat.predict_on_one_device(keras_model)
 
     def prepare_for_training(self, optimizer=None):
         """StarDist's preparation, with the hierarchical class loss (see ``Config2DHier``).
@@ -670,12 +662,12 @@ class StarDist2DHier(StarDist2D):
             wrap = lambda losses: distribute.global_batch_losses(  # noqa: E731
                 losses, n_rays=self.config.n_rays, reg_weight=self.config.train_background_reg)
         with distribute.strategy_scope(strategy):
-            if not self._is_multiclass():
+            if not self.is_multiclass:
                 if wrap is None:
                     return super().prepare_for_training(optimizer)
                 compat.compile_with_class_loss(self, None, optimizer, wrap_losses=wrap)
                 self._build_optimizer()
-                self._model_prepared = True
+                compat.mark_prepared(self)
                 return
             loss = build_class_loss(self.config.train_class_loss, self.config.train_class_loss_options)
             if len(self.class_heads) > 1:
@@ -687,7 +679,7 @@ class StarDist2DHier(StarDist2D):
                 # build the optimizer's (mirrored) variables here, in the scope: code that
                 # builds it later outside the scope (a checkpoint restore) would fail
                 self._build_optimizer()
-        self._model_prepared = True
+        compat.mark_prepared(self)
 
     def _build_optimizer(self):
         opt = self.keras_model.optimizer
@@ -695,7 +687,8 @@ class StarDist2DHier(StarDist2D):
             opt.build(self.keras_model.trainable_variables)
 
     def train(self, X, Y, validation_data, classes="auto", augmenter=None, seed=None, epochs=None,
-              steps_per_epoch=None, workers=1, *, label_sets=None, callbacks=(), sampler=None, verbose=1):
+              steps_per_epoch=None, workers=1, *, label_sets=None, callbacks=(), sampler=None, verbose=1,
+              input_workers=1):
         """Train on images whose nuclei are labelled with (possibly different) label sets.
 
         Parameters
@@ -718,6 +711,11 @@ class StarDist2DHier(StarDist2D):
             Added to StarDist's own callbacks.
         sampler : callable, optional
             ``sampler(i) -> image indices of batch i`` (see :mod:`stardist_hier.training`).
+        input_workers : int
+            Threads building training batches ahead of the network (default 1: StarDist's
+            single input thread). With a sampler giving per-batch seeds (a seeded
+            :class:`~stardist_hier.training.DatasetMixer`) the batches are identical for
+            any number (:mod:`stardist_hier.models.input_pipeline`).
 
         Raises
         ------
@@ -726,12 +724,13 @@ class StarDist2DHier(StarDist2D):
             images, non-integer label images, labels missing from the label set.
         """
         distribute.check_batch_size(self.config.train_batch_size, self.strategy)
+        input_workers = check_input_workers(input_workers)
         for what, v, default in (("epochs", epochs, self.config.train_epochs),
                                  ("steps_per_epoch", steps_per_epoch, self.config.train_steps_per_epoch)):
             v = default if v is None else v
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
                 raise InputError(f"{what}={shorten(v)}: must be a positive whole number")
-        if not self._is_multiclass():
+        if not self.is_multiclass:
             return super().train(X, Y, validation_data, classes=classes, augmenter=augmenter, seed=seed,
                                  epochs=epochs, steps_per_epoch=steps_per_epoch, workers=workers)
         if seed is not None:
@@ -748,7 +747,7 @@ class StarDist2DHier(StarDist2D):
         vcuts = self.encode(vX, vY, vclasses, vsets, what="validation")
         self._check_patch_size()
 
-        if not self._model_prepared:
+        if not self.is_prepared:
             self.prepare_for_training()
         kw = compat.data_kwargs(self.config, workers)
         n_take = self.config.train_n_val_patches if self.config.train_n_val_patches is not None else len(vX)
@@ -757,7 +756,7 @@ class StarDist2DHier(StarDist2D):
                                                     batch_size=self.config.train_batch_size,
                                                     augmenter=augmenter, length=epochs * steps_per_epoch, **kw)
         return compat.fit(self, self.data_train, data_val, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                          callbacks=callbacks, verbose=verbose)
+                          callbacks=callbacks, verbose=verbose, input_workers=input_workers)
 
     def encode(self, X, Y, classes, label_sets, *, what="training", heads=True):
         """Validate images, label images and classes; return one cut per image.
@@ -819,7 +818,7 @@ class StarDist2DHier(StarDist2D):
     def _check_patch_size(self):
         axes = self.config.axes.replace("C", "")
         b = self.config.train_completion_crop if self.config.train_shape_completion else 0
-        for p, d, a in zip(self.config.train_patch_size, self._axes_div_by(axes), axes):
+        for p, d, a in zip(self.config.train_patch_size, big_compat.axes_div_by(self, axes), axes):
             if (p - 2 * b) % d != 0:
                 raise ValueError(f"'train_patch_size' must be divisible by {d} along axis '{a}'")
 
@@ -905,7 +904,7 @@ class StarDist2DHier(StarDist2D):
                 out = super().predict_instances(img, *args, **kwargs)
         finally:
             self._checked_image = None
-        if not self._is_multiclass():
+        if not self.is_multiclass:
             return out
         labels, res = out[0] if kwargs.get("return_predict") else out
         if k is not None:
@@ -932,7 +931,7 @@ class StarDist2DHier(StarDist2D):
             labels, res = super().predict_instances_big(img, axes, block_size, min_overlap, *args, **kwargs)
         if k is not None:
             res["class_head"] = self.class_heads[k]
-        if self._is_multiclass():
+        if self.is_multiclass:
             self._add_tree_outputs(res)
             self.decide(res, label_sets=label_sets, abstain=abstain)
         return labels, res
@@ -949,7 +948,7 @@ class StarDist2DHier(StarDist2D):
 
     def _channels_last(self, img, axes):
         """``(view of img with channels last, function putting the channels back)``."""
-        norm = self._normalize_axes(img, axes)
+        norm = compat.normalize_axes(self, img, axes)
         if "C" not in norm or norm.index("C") == len(norm) - 1:
             return img, lambda y: y
         c = norm.index("C")
@@ -1029,3 +1028,29 @@ class StarDist2DHier(StarDist2D):
         if abstain is not None:
             res["class_node"] = classify.abstain_to_ancestor(res["class_prob"], self.tree, abstain)
         return res
+
+
+def load_model(folder, *, quiet: bool = False) -> StarDist2DHier:
+    """Open a model folder as :class:`StarDist2DHier`: the package's one model loader.
+
+    Parameters
+    ----------
+    folder : path
+        The model folder (``config.json`` and weights).
+    quiet : bool
+        Silence StarDist's informational prints ("Loading network weights ...").
+
+    Raises
+    ------
+    ModelFolderError
+        The folder, its ``config.json`` or its weights are missing or invalid.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelFolderError(f"model folder {folder} does not exist or is not a folder")
+    if not quiet:
+        return StarDist2DHier(None, name=folder.name, basedir=str(folder.parent))
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return StarDist2DHier(None, name=folder.name, basedir=str(folder.parent))

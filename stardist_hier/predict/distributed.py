@@ -331,7 +331,7 @@ def _validate(inputs, *, model, out, formats, label_sets, taxonomy, abstain, mpp
     check_targets(files, out, formats, classes)
     m = load_model(model)
     sets = resolve_label_sets(m, label_sets, taxonomy=taxonomy)
-    if abstain is not None and not m._is_multiclass():
+    if abstain is not None and not m.is_multiclass:
         raise InputError("--abstain: the model predicts no classes (segmentation only)")
     try:
         big.block_params(m, block_size=block_size, min_overlap=min_overlap, context=context)

@@ -16,8 +16,6 @@ TensorFlow is imported only when a model is loaded (:func:`load_model`); plannin
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import time
 from dataclasses import dataclass, field
@@ -136,10 +134,9 @@ def load_model(folder):
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelFolderError(f"--model {folder}: not a model folder")
-    from ..models.model2d import StarDist2DHier  # TensorFlow is imported here, on demand
+    from ..models.model2d import load_model as load  # TensorFlow is imported here, on demand
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        return StarDist2DHier(None, name=folder.name, basedir=str(folder.parent))
+    return load(folder, quiet=True)
 
 
 def list_inputs(paths) -> list:
@@ -387,6 +384,6 @@ def predict_all(model, source, *, progress: bool = False, stats: PredictStats | 
             plan.close()
     if not chunks:
         tree = getattr(model, "tree", None)
-        return Nuclei.empty(n_rays=int(model.config.n_rays), tree=tree if model._is_multiclass() else None,
+        return Nuclei.empty(n_rays=int(model.config.n_rays), tree=tree if model.is_multiclass else None,
                             mpp=plan.input_mpp)
     return Nuclei.concatenate(chunks)

@@ -331,7 +331,7 @@ def resolve_label_sets(model, names, *, taxonomy=None) -> list:
     """
     from ..tree import LabelSet, Taxonomy, default_taxonomy
 
-    tree = model.tree if model._is_multiclass() else None
+    tree = model.tree if model.is_multiclass else None
     if tree is None:
         if names:
             raise InputError(f"--label-set {names[0]}: the model predicts no classes (segmentation only)")
@@ -448,7 +448,7 @@ def predict_to_folder(inputs, *, model, out, formats=("geojson",), label_sets=No
     if not hasattr(model, "predict_instances"):
         model = load_model(model)
     sets = resolve_label_sets(model, label_sets, taxonomy=taxonomy)
-    if abstain is not None and not model._is_multiclass():
+    if abstain is not None and not model.is_multiclass:
         raise InputError("--abstain: the model predicts no classes (segmentation only)")
     plan_kw = dict(mpp=mpp, input_mpp=input_mpp, block_size=block_size, min_overlap=min_overlap, context=context,
                    tissue_mask=tissue_mask, backend=backend, prob_thresh=prob_thresh, nms_thresh=nms_thresh,
@@ -482,7 +482,7 @@ def predict_to_folder(inputs, *, model, out, formats=("geojson",), label_sets=No
 
     summary = RunSummary(out, formats, n_inputs=len(files), n_resumed=len(files) - len(pending))
     t0 = time.perf_counter()
-    tree = model.tree if model._is_multiclass() else None
+    tree = model.tree if model.is_multiclass else None
     if not pending:
         return summary
     with contextlib.ExitStack() as guard_stack:

@@ -25,12 +25,17 @@ colour and elastic steps use albumentations instead; everything else is NumPy.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from scipy import ndimage
 
 __all__ = ["Augmenter", "rare_labels", "rare_images", "oversampling_weights",
            "color_jitter", "random_rot_flip", "elastic_deform"]
 
+
+#: Separates the per-batch augmentation seeds from the batch's patch-position seeds.
+_AUGMENT_SEED_TAG = 0xA06
 
 # ------------------------------------------------------------------ rare classes
 def rare_labels(classes, label_sets, *, threshold: float = 0.1) -> dict:
@@ -214,6 +219,7 @@ class Augmenter:
         self.rare = None if rare is None else np.asarray(rare, bool)
         self.source = source
         self.counts = {"patches": [0, 0], "geometric": [0, 0], "elastic": [0, 0]}
+        self._count_lock = threading.Lock()
 
     def is_rare(self) -> bool:
         """Whether the next patch comes from a rare-class image (asks the sampler)."""
@@ -237,30 +243,75 @@ class Augmenter:
             self.counts["elastic"][r] += 1
         return x, y
 
-    def _color(self, x):
+    def for_batch(self, entropy, images):
+        """An augmenter for one batch, with its own generator seeded from ``entropy``.
+
+        Used by the training data when the sampler gives every batch seed entropy
+        (:meth:`DatasetMixer.batch_seed`): the batch's augmentation is then a pure function
+        of ``(entropy, images)``, whichever input thread builds it and in whatever order
+        (parallel input, resuming). ``images`` are the batch's image indices, in patch
+        order (they give the rare-class marks; the sampler is not asked).
+
+        Returns
+        -------
+        callable
+            ``(x, y) -> (x, y)``, to be called once per patch, in order.
+        """
+        key = [int(v) for v in np.atleast_1d(entropy)] + [_AUGMENT_SEED_TAG]
+        rng = np.random.default_rng(np.random.SeedSequence(key))
+        marks = [False if self.rare is None else bool(0 <= int(k) < len(self.rare) and self.rare[int(k)])
+                 for k in images]
+        it = iter(marks)
+
+        def augment(x, y):
+            return self._apply(x, y, next(it, False), rng)
+
+        return augment
+
+    def _apply(self, x, y, rare, rng):
+        p_geo, p_el = self.p[rare]
+        done = [False, False]
+        if rng.random() < self.p_color:
+            x = self._color(x, rng)
+        if rng.random() < p_geo:
+            x, y = random_rot_flip(x, y, rng)
+            done[0] = True
+        if rng.random() < p_el:
+            x, y = self._elastic(x, y, rng)
+            done[1] = True
+        r = int(rare)
+        with self._count_lock:
+            self.counts["patches"][r] += 1
+            self.counts["geometric"][r] += done[0]
+            self.counts["elastic"][r] += done[1]
+        return x, y
+
+    def _color(self, x, rng=None):
+        rng = self.rng if rng is None else rng
         if self._A is None:
-            return color_jitter(x, self.rng, **self.color_kw)
+            return color_jitter(x, rng, **self.color_kw)
         x = np.asarray(x, np.float32)
         lo, hi = float(x.min()), float(x.max())
         scale = hi - lo if hi > lo else 1.0
         kw = self.color_kw
         t = self._A.ColorJitter(brightness=kw["brightness"], contrast=0, saturation=kw["saturation"],
                                 hue=kw["hue"], p=1.0)
-        t.set_random_seed(int(self.rng.integers(2 ** 31)))
+        t.set_random_seed(int(rng.integers(2 ** 31)))
         xh, squeeze = _as_hwc((x - lo) / scale)
         if xh.shape[-1] != 3:
-            return color_jitter(x, self.rng, **self.color_kw)
+            return color_jitter(x, rng, **self.color_kw)
         out = t(image=np.ascontiguousarray(xh, np.float32))["image"] * scale + lo
         return out.astype(np.float32)
 
-    def _elastic(self, x, y):
+    def _elastic(self, x, y, rng=None):
+        rng = self.rng if rng is None else rng
         if self._A is None:
-            return elastic_deform(x, y, self.rng, **self.elastic_kw)
+            return elastic_deform(x, y, rng, **self.elastic_kw)
         # albumentations scales a Gaussian-smoothed uniform field by alpha; its maximum is
         # about 0.5 / sigma, so this alpha gives about the same largest displacement
         a, s = self.elastic_kw["alpha"], self.elastic_kw["sigma"]
         t = self._A.ElasticTransform(alpha=2.0 * a * s, sigma=s, p=1.0)
-        t.set_random_seed(int(self.rng.integers(2 ** 31)))
+        t.set_random_seed(int(rng.integers(2 ** 31)))
         out = t(image=np.ascontiguousarray(x, np.float32), mask=np.ascontiguousarray(y, np.int32))
         return out["image"].astype(np.float32), out["mask"].astype(y.dtype, copy=False)
 

@@ -583,7 +583,8 @@ def _load_npz(path) -> list:
 
 def train_episodes(model, data: MultiDataset, episodes: Sequence[Episode], *, steps_per_epoch: int,
                    seed=None, augmenter=None, image_weights=None, history_path=None, checkpoint_dir=None,
-                   resume: bool = True, fingerprint=None, callbacks=(), verbose: int = 1, on_episode_end=None):
+                   resume: bool = True, fingerprint=None, callbacks=(), verbose: int = 1, on_episode_end=None,
+                   input_workers: int = 1):
     """Train ``model`` through a schedule of episodes in one ``train`` call.
 
     Parameters
@@ -614,6 +615,9 @@ def train_episodes(model, data: MultiDataset, episodes: Sequence[Episode], *, st
         ``on_episode_end(k, episode, episode_history) -> {name: number}`` is called when
         episode ``k`` ends, with the episode's final (restored) weights in the model; the
         returned scores are kept in ``history["episodes"][k]["scores"]``.
+    input_workers : int
+        Threads building training batches (:meth:`StarDist2DHier.train`); with a
+        ``seed`` the batches, and so the run, are the same for any number.
 
     Returns
     -------
@@ -624,6 +628,9 @@ def train_episodes(model, data: MultiDataset, episodes: Sequence[Episode], *, st
         from ..errors import InputError, shorten
 
         raise InputError(f"steps_per_epoch={shorten(steps_per_epoch)}: must be a positive whole number")
+    from ..models.input_pipeline import check_input_workers
+
+    input_workers = check_input_workers(input_workers)
     episodes = validate_schedule(episodes, data.names)
     mixer = DatasetMixer(data.groups, model.config.train_batch_size, seed=seed, image_weights=image_weights)
     if augmenter is not None and getattr(augmenter, "source", "n/a") is None:
@@ -633,8 +640,7 @@ def train_episodes(model, data: MultiDataset, episodes: Sequence[Episode], *, st
                          fingerprint=fingerprint, seed=seed, verbose=verbose, on_episode_end=on_episode_end)
     if seed is not None:
         np.random.seed(seed)
-    if not model._model_prepared:
-        model.prepare_for_training()
+    model.ensure_prepared()
     resumed = bool(resume and checkpoint_dir is not None and cb.restore_checkpoint(checkpoint_dir))
     if resumed and verbose:
         print(f"resuming after epoch {cb.history['epochs_done']} (episode {cb.episode.name!r})", file=sys.stderr)
@@ -656,7 +662,7 @@ def train_episodes(model, data: MultiDataset, episodes: Sequence[Episode], *, st
         model.train(data.X, data.Y, (val.X, val.Y, val.classes, val.label_sets), classes=data.classes,
                     label_sets=cb.initial_label_sets(), augmenter=augmenter, epochs=cb.total_epochs,
                     steps_per_epoch=steps_per_epoch, sampler=mixer, callbacks=list(callbacks),
-                    verbose=verbose)
+                    verbose=verbose, input_workers=input_workers)
     finally:
         mixer.close()
         for c in (cb, cb.commit_callback):

@@ -65,7 +65,7 @@ def test_demo_rejects_bad_arguments(tmp_path, capsys):
 
 def test_demo_study_has_the_three_rows():
     """examples/demo.yaml through study_config (the quick form of every shipped study: tests/training/test_study.py)."""
-    from stardist_hier.commands.benchmark import study_config
+    from stardist_hier.training.experiment.study import study_config
     from stardist_hier.training.experiment import load_config
     from stardist_hier.training.experiment.study import load_study
 

@@ -47,17 +47,5 @@ def _train_tiny(basedir, *, steps=200, seed=3, init_seed=0):
     return model
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, test_seed):
-    """Folder of a tiny trained 3-channel model (``hier_mpp`` 0.5)."""
-    base = tmp_path_factory.mktemp("models")
-    _train_tiny(base, init_seed=test_seed)
-    return base / "tiny"
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tiny_model_dir):
-    """The tiny model, loaded from its folder."""
-    from stardist_hier.predict.pipeline import load_model
-
-    return load_model(tiny_model_dir)
+# the session fixtures tiny_model_dir and tiny_model (this training) are in tests/conftest.py,
+# shared with tests/commands/test_predict.py

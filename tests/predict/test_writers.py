@@ -309,7 +309,7 @@ def test_argument_checks(tmp_path, tax):
 
 # --------------------------------------------------------------- labels + evaluate
 def test_labels_round_trip_through_evaluate_readers(tmp_path, tax):
-    from stardist_hier.commands.evaluate import _read_json, read_label_image
+    from stardist_hier.metrics.folders import read_class_file, read_label_image
 
     nuc = _nuclei(tax, bowtie=False)
     tif = _write("labels", tmp_path / "img", _chunks(nuc), **_kw(tax))
@@ -319,14 +319,14 @@ def test_labels_round_trip_through_evaluate_readers(tmp_path, tax):
     assert sorted(np.unique(lab)[1:]) == list(nuc.ids)  # ids 1..N, all present (no overlaps)
     for i, mask in zip(nuc.ids, _raster(nuc.coord)):
         assert np.array_equal(lab == i, mask)
-    classes = _read_json(tmp_path / "img.json")
+    classes = read_class_file(tmp_path / "img.json")
     assert sorted(classes) == list(nuc.ids)
     for k, i in enumerate(nuc.ids):
         assert np.allclose(classes[int(i)], nuc.class_prob[k], atol=1e-5)
 
 
 def test_labels_overlap_goes_to_the_more_probable(tmp_path, tax):
-    from stardist_hier.commands.evaluate import read_label_image
+    from stardist_hier.metrics.folders import read_label_image
 
     nuc = _nuclei(tax, n=2, bowtie=False)
     nuc.coord[1] = nuc.coord[0] + 3  # overlapping pair

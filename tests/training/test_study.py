@@ -143,7 +143,7 @@ def test_same_study_twice_gives_the_same_table(tmp_path):
 @pytest.mark.parametrize("table", ["demo", "2", "4", "paper", "ablation"])
 def test_benchmark_command_builds_the_shipped_studies(table):
     """study_config (benchmark --table, demo) loads every shipped study, scaled, and in quick mode."""
-    from stardist_hier.commands.benchmark import study_config
+    from stardist_hier.training.experiment.study import study_config
 
     s = load_study(study_config(table, seeds=[3, 4], epochs=5, steps=7))
     assert s.seeds == (3, 4)

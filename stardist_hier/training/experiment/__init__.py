@@ -70,4 +70,5 @@ __all__ = ["ConfigError", "ExperimentConfig", "DatasetSpec", "TestSpec", "load_c
 #   run.py       run_experiment: seeds, model, training through the episodes, evaluation
 #   evaluate.py  evaluate_tests: predictions, scores and the results table
 #   outputs.py   results tables, loss curves and overlays
-#   study.py     run_study: rows of experiments over paired seeds, paired statistics
+#   study.py     run_study: rows of experiments over paired seeds, paired statistics; the shipped
+#                studies by name (study_config) and is_study_config

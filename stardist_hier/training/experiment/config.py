@@ -19,7 +19,7 @@ from ...tree import LabelSet, LabelSetError, Taxonomy, TreeError, default_taxono
 from ..schedule import Episode, ScheduleError, validate_schedule
 
 TOP_KEYS = {"name", "seed", "taxonomy", "model", "training", "datasets", "episodes", "tests", "evaluation", "out"}
-TRAINING_KEYS = {"steps_per_epoch", "tensorboard", "augment", "oversample", "deterministic"}
+TRAINING_KEYS = {"steps_per_epoch", "tensorboard", "augment", "oversample", "deterministic", "input_workers"}
 EVALUATION_KEYS = {"convention", "overlays", "prob_thresh", "nms_thresh", "tune_thresholds", "curve"}
 TRUTHS = ("labels", "leaves")
 SOURCES = ("synthetic", "registry")
@@ -72,8 +72,11 @@ class ExperimentConfig:
 
     @property
     def fingerprint(self) -> str:
-        """Hash of everything that determines the run (the config less ``out``)."""
+        """Hash of everything that determines the run (the config less ``out``; less
+        ``training.input_workers``, which does not change the batches)."""
         raw = {k: v for k, v in self.raw.items() if k not in ("out", "tests", "evaluation")}
+        if isinstance(raw.get("training"), Mapping) and "input_workers" in raw["training"]:
+            raw["training"] = {k: v for k, v in raw["training"].items() if k != "input_workers"}
         return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -191,6 +194,10 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
         raise ConfigError(f"training: tensorboard must be true or false, got {training['tensorboard']!r}")
     if "deterministic" in training and not isinstance(training["deterministic"], bool):
         raise ConfigError(f"training: deterministic must be true or false, got {training['deterministic']!r}")
+    iw = training.get("input_workers", 1)
+    if not isinstance(iw, int) or isinstance(iw, bool) or iw < 1:
+        raise ConfigError(f"training: input_workers must be an integer >= 1 (threads building training "
+                          f"batches), got {iw!r}")
     aug = training.setdefault("augment", {})
     if aug not in (False, None) and not isinstance(aug, Mapping):
         raise ConfigError("training: augment must be a mapping of Augmenter keywords or false")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 from pathlib import Path
 
 import numpy as np
 
+from ...metrics.table import format_csv, format_markdown
 from ...tree import LabelSet
 from ..data import Part
 
@@ -17,29 +15,25 @@ def results_table(rows, cols=None) -> str:
     return _markdown(rows, cols or list(rows[0]), None)
 
 
-def _fmt(v):
-    return ("nan" if math.isnan(v) else f"{v:.3f}") if isinstance(v, float) else str(v)
+def _stripped(rows, cols) -> list:
+    """Rows keyed by the stripped column names (the headers written)."""
+    return [{c.strip(): r[c] for c in cols} for r in rows]
 
 
 def _markdown(rows, cols, cfg) -> str:
-    head = [c.strip() for c in cols]
-    lines = []
+    """Markdown of result rows (3 decimals), under the run's title when ``cfg`` is given."""
+    title = []
     if cfg is not None:
-        lines += [f"# {cfg.name}", "",
-                  f"PQ: class-agnostic PQ; mPQ+: mean over the test label set's labels of the per-label PQ "
-                  f"({cfg.evaluation['convention']} convention).", ""]
-    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
-    lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+        title = [f"# {cfg.name}", "",
+                 f"PQ: class-agnostic PQ; mPQ+: mean over the test label set's labels of the per-label PQ "
+                 f"({cfg.evaluation['convention']} convention).", ""]
+    table = format_markdown(_stripped(rows, cols), columns=[c.strip() for c in cols], digits=3)
+    return ("\n".join(title) + "\n" if title else "") + table
 
 
 def _csv(rows, cols) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow([c.strip() for c in cols])
-    for r in rows:
-        w.writerow([r[c] for c in cols])
-    return buf.getvalue()
+    """CSV of result rows (lines end with ``\\r\\n``, as Python's ``csv`` writes by default)."""
+    return format_csv(_stripped(rows, cols), columns=[c.strip() for c in cols], lineterminator="\r\n")
 
 
 def _safe(name) -> str:

@@ -104,7 +104,7 @@ def _run_locked(cfg, out, lock, *, restart, max_epochs, verbose) -> dict:
 
     with warnings.catch_warnings():  # "output path for model already exists": expected when resuming
         warnings.filterwarnings("ignore", message="output path for model already exists")
-        model._set_logdir()
+        model.set_logdir()
 
     training = cfg.training
     rare = None
@@ -131,15 +131,15 @@ def _run_locked(cfg, out, lock, *, restart, max_epochs, verbose) -> dict:
     if cfg.evaluation.get("curve"):
         curve_cb, curve_hook = _curve_recorder(model, cfg, data.val, out)
         hooks.insert(0, curve_hook)
-        if not model._model_prepared:
-            model.prepare_for_training()
+        model.ensure_prepared()
         # in StarDist's list, so after the episode callback and before its checkpoint (commit_callback)
         model.callbacks.append(curve_cb)
     try:
         cb = train_episodes(model, data, cfg.episodes, steps_per_epoch=training["steps_per_epoch"], seed=cfg.seed,
                             augmenter=augmenter, image_weights=image_weights, history_path=out / "history.json",
                             checkpoint_dir=ck, resume=not restart, fingerprint=cfg.fingerprint, callbacks=extra,
-                            verbose=verbose, on_episode_end=_chain(hooks))
+                            verbose=verbose, on_episode_end=_chain(hooks),
+                            input_workers=training.get("input_workers", 1))
     finally:
         if curve_cb is not None and curve_cb in model.callbacks:
             model.callbacks.remove(curve_cb)

@@ -30,9 +30,9 @@ the base's ``evaluation`` says; ``tune_thresholds`` may only name training datas
 validation splits (:func:`.config.load_config` refuses the rest).
 
 Run one with ``stardist-hier experiment STUDY.yaml --out OUT`` (a config with ``rows`` and
-``base`` is a study), ``stardist-hier benchmark --table 2|4|paper|ablation`` (the shipped ones),
-or ``python -m stardist_hier.training.experiment.study STUDY.yaml --out OUT [--rows ...]
-[--seeds ...]`` (a subset, e.g. to time one row).
+``base`` is a study: :func:`is_study_config`) or ``stardist-hier benchmark --table
+2|4|paper|ablation`` (the shipped ones, as :func:`study_config` adapts them); from Python,
+:func:`run_study` also runs a subset (``rows=``, ``seeds=``, e.g. to time one row).
 
 Outputs in ``OUT``: ``ROW/seedS/`` (each experiment's run folder), ``study.json`` (every
 value), ``study.md`` (rows as mean ± std and the comparisons table). Rerunning continues:
@@ -55,7 +55,8 @@ import numpy as np
 
 from .config import ConfigError, _mapping, _unknown, load_config
 
-__all__ = ["StudyConfig", "load_study", "run_study", "check_study_folder", "paired_stats", "holm", "format_study"]
+__all__ = ["StudyConfig", "load_study", "run_study", "check_study_folder", "paired_stats", "holm", "format_study",
+           "is_study_config", "study_config", "example_name", "mark_smoke_test", "SMOKE_NOTE"]
 
 STUDY_KEYS = {"name", "base", "seeds", "rows", "metrics", "comparisons", "bootstrap", "out", "description"}
 METRICS = ("pq", "mpq")
@@ -365,25 +366,78 @@ def format_study(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
-    """``python -m stardist_hier.training.experiment.study STUDY.yaml [--out DIR] [--rows ...] [--seeds ...]``."""
-    import argparse
-    import os
+# ------------------------------------------------------------------ configs by name
+def is_study_config(path) -> bool:
+    """Whether the YAML file ``path`` is a study config (top-level ``rows`` and ``base``).
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    ap = argparse.ArgumentParser(prog="python -m stardist_hier.training.experiment.study", description=__doc__.split("\n")[0])
-    ap.add_argument("config")
-    ap.add_argument("--out")
-    ap.add_argument("--rows", nargs="+")
-    ap.add_argument("--seeds", type=int, nargs="+")
-    ap.add_argument("-v", "--verbose", type=int, default=1)
-    a = ap.parse_args(argv)
-    t0 = time.time()
-    res = run_study(a.config, a.out, rows=a.rows, seeds=a.seeds, verbose=a.verbose)
-    print(format_study(res))
-    print(f"({time.time() - t0:.0f} s)")
-    return 0
+    ``False`` for an unreadable or invalid file too: :func:`.config.load_config` reports it.
+    """
+    from ...io import load_yaml
+
+    try:
+        raw = load_yaml(Path(path))
+    except Exception:  # noqa: BLE001 - load_config reports a bad file
+        return False
+    return isinstance(raw, dict) and "rows" in raw and "base" in raw
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def example_name(name: str) -> str:
+    """The shipped example file stem of a ``--table`` choice or example name (``"2"`` -> ``"table2"``)."""
+    name = str(name)
+    return f"table{name}" if name.isdigit() else name
+
+
+def study_config(name: str, *, seeds=None, epochs=None, steps=None, quick=False) -> dict:
+    """The shipped study config ``name`` with the command line's changes (a plain mapping).
+
+    ``name``: a ``--table`` choice (``"2"``, ``"4"``, ``"paper"``, ``"ablation"``) or the name
+    of a shipped study example (``"demo"``, ``"table2"``, ...). ``epochs`` rescales every
+    episode so that 10 epochs become ``epochs`` (others alike, at least 1); ``steps`` sets the
+    steps per epoch; ``quick`` makes a smoke run (1 epoch per episode, 2 steps, 5 tiles per
+    dataset, 200 bootstrap samples).
+    """
+    from ...examples import example_text
+    from ...io import load_yaml
+
+    stem = example_name(name)
+    raw = load_yaml(example_text(stem), where=f"stardist_hier/examples/{stem}.yaml")
+    if not (isinstance(raw, dict) and "rows" in raw and "base" in raw):
+        from ...errors import InputError
+
+        raise InputError(f"example {name!r} is not a study config (no 'rows' and 'base')")
+    if seeds is not None:
+        raw["seeds"] = list(seeds)
+
+    def scale(eps):
+        for e in eps:
+            if epochs is not None:
+                e["epochs"] = max(1, int(e["epochs"]) * int(epochs) // 10)
+            if quick:
+                e["epochs"] = 1
+
+    scale(raw["base"]["episodes"])
+    for r in raw["rows"]:
+        if "episodes" in (r.get("set") or {}):
+            scale(r["set"]["episodes"])
+    tr = raw["base"].setdefault("training", {})
+    if steps is not None:
+        tr["steps_per_epoch"] = max(2, int(steps))
+    if quick:
+        tr["steps_per_epoch"] = 2
+        for d in raw["base"]["datasets"].values():
+            d["n_tiles"], d["split"] = 5, {"train": 3, "val": 1, "test": 1}
+        raw["bootstrap"] = {"n": 200}
+    return raw
+
+
+SMOKE_NOTE = ("**SMOKE TEST (--quick): one epoch per episode on a few tiles. These numbers only show that "
+              "the pipeline runs; they say nothing about the method.**")
+
+
+def mark_smoke_test(out, table: str) -> str:
+    """``table`` (:func:`format_study`) headed by :data:`SMOKE_NOTE`, also written to ``OUT/study.md``."""
+    from ...io import atomic_write_text
+
+    table = SMOKE_NOTE + "\n\n" + table
+    atomic_write_text(Path(out) / "study.md", table)
+    return table

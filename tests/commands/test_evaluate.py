@@ -8,7 +8,7 @@ import tifffile
 from stardist_hier.cli import main
 from stardist_hier.tree import default_taxonomy
 
-from .test_conventions import block
+from tests.metrics.test_conventions import block
 
 TAX = default_taxonomy()
 
