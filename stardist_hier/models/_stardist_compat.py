@@ -16,6 +16,13 @@ stardist-hier needs, each tested in ``tests/models/test_stardist_seams.py``:
 5. :class:`FixedNormalizer`: a csbdeep ``Normalizer`` (the ``normalizer=`` of StarDist's
    ``predict``/``predict_instances``) applying fitted normalisation levels, so that
    ``predict_instances_big`` normalises every block with the levels of the whole image.
+6. Private state read or set for the rest of the package, behind ``StarDist2DHier``'s
+   public members: :func:`is_multiclass`, :func:`is_prepared` / :func:`mark_prepared`,
+   :func:`set_logdir`, :func:`normalize_axes`, and :func:`predict_on_one_device` (Keras's
+   ``_distribute_strategy`` swapped around ``predict``).
+
+``tests/models/test_seams.py`` fails on a StarDist, csbdeep or Keras private name used
+outside this module and ``_stardist_big_compat.py``.
 """
 
 from __future__ import annotations

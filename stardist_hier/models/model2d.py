@@ -715,7 +715,8 @@ class StarDist2DHier(StarDist2D):
             Threads building training batches ahead of the network (default 1: StarDist's
             single input thread). With a sampler giving per-batch seeds (a seeded
             :class:`~stardist_hier.training.DatasetMixer`) the batches are identical for
-            any number (:mod:`stardist_hier.models.input_pipeline`).
+            any number (:mod:`stardist_hier.models.input_pipeline`). A model without a
+            class head trains through StarDist's own ``train`` (``workers``) instead.
 
         Raises
         ------

@@ -45,6 +45,10 @@ the experiment runner does unless ``training.deterministic: false``, see
 * NumPy's global generator is re-seeded with ``seed`` right before ``train``, so the
   validation patches StarDist draws there (Keras' ``val_loss``, which
   ``ReduceLROnPlateau`` watches) are the same in a fresh and a resumed run;
+* the augmentation of every batch (an :class:`~stardist_hier.training.Augmenter`) draws
+  from a generator seeded by the same entropy (:meth:`Augmenter.for_batch`), so a batch is
+  the same whichever input thread builds it: ``input_workers`` threads give the batches of
+  one (:mod:`stardist_hier.models.input_pipeline`), and a run may resume with another number;
 * the states of Keras' seed generators (dropout, when the config has ``unet_dropout``)
   are saved with the weights;
 * the mixer's and the augmenter's generators are saved at the epoch's end while

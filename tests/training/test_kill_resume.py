@@ -119,15 +119,21 @@ def _optimizer(out):
         return [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
 
 
-def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("input_workers", [1, 2])
+def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path, input_workers):
+    """The uninterrupted run builds its batches in one input thread; the killed and
+    resumed one in ``input_workers`` threads (the parallel input gives the same batches)."""
     cfg = tmp_path / "kill.yaml"
     cfg.write_text(yaml.safe_dump(CONFIG, sort_keys=False))
+    cfg_res = tmp_path / "kill_res.yaml"
+    cfg_res.write_text(yaml.safe_dump({**CONFIG, "training": {**CONFIG["training"], "input_workers": input_workers}},
+                                      sort_keys=False))
     ref, res = tmp_path / "ref", tmp_path / "res"
 
     _run(cfg, ref, tmp_path / "ref.log")
-    first = _run_and_kill(cfg, res, tmp_path / "res.log", 1)
-    second = _run_and_kill(cfg, res, tmp_path / "res.log", max(3, first + 1))
-    _run(cfg, res, tmp_path / "res.log")
+    first = _run_and_kill(cfg_res, res, tmp_path / "res.log", 1)
+    second = _run_and_kill(cfg_res, res, tmp_path / "res.log", max(3, first + 1))
+    _run(cfg_res, res, tmp_path / "res.log")
     log = (tmp_path / "res.log").read_text()
     assert f"resuming after epoch {first}" in log and f"resuming after epoch {second}" in log, log[-3000:]
 
