@@ -38,8 +38,9 @@ def add_arguments(parser) -> None:
                              "(repeat for every dataset)")
     parser.add_argument("--label-sets", nargs="+", metavar="LABEL_SET",
                         help="target label sets (default: every label set of the taxonomy)")
-    parser.add_argument("--model", metavar="DIR", help="a StarDist2DHier model folder on the taxonomy's tree, "
-                                                       "for inferred labels")
+    parser.add_argument("--model", metavar="DIR|NAME", help="a StarDist2DHier model folder on the taxonomy's tree, "
+                                                            "or a registered model name (stardist-hier models list), "
+                                                            "for inferred labels")
     parser.add_argument("--taxonomy", metavar="FILE", help="taxonomy YAML/JSON file (default: the built-in one)")
     parser.add_argument("--export", metavar="LABEL_SET", help="also write a harmonised copy at this label set")
     parser.add_argument("--unknown", choices=UNKNOWN_OPTIONS, default="class",
@@ -75,12 +76,14 @@ def run(args) -> int:
 
     from ..console import done
     from ..datasets.harmonise import harmonise, open_source
+    from ..models.pretrained import resolve_model
     from ..tree import Taxonomy, default_taxonomy
 
     t0 = time.time()
     tax = Taxonomy.from_file(args.taxonomy) if args.taxonomy else default_taxonomy()
     sources = [open_source(name, path, taxonomy=tax, **opts) for name, path, opts in _source_specs(args.dataset)]
-    res = harmonise(sources, args.label_sets, model=args.model, taxonomy=tax, out=args.out, formats=args.formats,
+    model = None if args.model is None else resolve_model(args.model, what="--model")
+    res = harmonise(sources, args.label_sets, model=model, taxonomy=tax, out=args.out, formats=args.formats,
                     export=args.export, unknown=args.unknown, info=args.lizard_info, verbose=0 if args.quiet else 1)
     print(res.summary())
     done("harmonise", f"{len(res.rows)} nuclei at {len(res.label_sets)} label sets in "

@@ -80,3 +80,35 @@ def test_harmonise_command_on_nucls(shared_data, tmp_path, capsys):
     back = json.loads((out / "harmonised" / "harmonised.json").read_text())
     assert back["counts"]["labelled"] == sum(r["given_label"] == "Tumor" for r in rows)
     assert back["counts"]["unknown"] == len(rows) - back["counts"]["labelled"]
+
+
+def test_harmonise_model_by_registered_name(shared_data, tmp_path, capsys):
+    """``--model NAME`` takes a registered model (the shipped one) like ``predict --model NAME``:
+    the NuCLS test tiles' Non-Tumor nuclei get inferred nucls4 labels, within their given label."""
+    root = shared_data / "nucls"
+    if not root.is_dir():
+        pytest.skip(f"NuCLS tiles not found under {root}")
+    out = tmp_path / "o"
+    assert main(["harmonise", "--dataset", "nucls", str(root), "label_set=nucls2", "split=test",
+                 "--label-sets", "nucls4", "--model", "he_consep_nucls", "--out", str(out), "-q"]) == 0
+    with open(out / "nuclei.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and {r["split"] for r in rows} == {"test"}
+    inferred = [r for r in rows if r["provenance_nucls4"] == "inferred"]
+    assert inferred, "a model was given: Non-Tumor nuclei are inferred, not unknown"
+    assert all(r["given_label"] == "Non-Tumor" for r in inferred)
+    # constrained to the given coarse label: never the tumour class under Non-Tumor
+    assert {r["label_nucls4"] for r in inferred} <= {"nonTIL_stromal", "sTIL", "other_nucleus"}
+
+
+def test_harmonise_unknown_model_name_is_one_line(shared_data, tmp_path, capsys):
+    root = shared_data / "nucls"
+    if not root.is_dir():
+        pytest.skip(f"NuCLS tiles not found under {root}")
+    out = tmp_path / "o"
+    rc = main(["harmonise", "--dataset", "nucls", str(root), "--model", "he_consep_nucl",
+               "--out", str(out), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and "--model he_consep_nucl" in err[0] and "he_consep_nucls" in err[0], err
+    assert not out.exists()
