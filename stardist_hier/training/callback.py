@@ -7,7 +7,8 @@ epoch :class:`EpisodeCallback`
 1. computes the *episode validation loss*, ``model.evaluate`` on a fixed validation
    batch of the episode's own datasets (built once per episode like StarDist's, with
    the episode's cuts and class weights), and adds it to the logs as
-   ``val_loss_episode`` (next to Keras' ``val_loss`` on all datasets);
+   ``val_loss_episode`` (next to Keras' ``val_loss`` on the validation images of every
+   dataset some episode trains on, never on a dataset kept only for testing);
 2. applies the episode's early-stopping rule to it, keeping the best weights in memory;
 3. when the episode ends (budget spent or early stop), restores its best weights (after
    an early stop, or always with ``restore_best``) and switches to the next episode:
@@ -27,7 +28,7 @@ epoch :class:`EpisodeCallback`
 
 At the end of training it writes the final weights to StarDist's ``weights_best.h5``
 (when the model has a folder), because StarDist reloads that file after ``fit`` and
-its own copy is chosen by the all-datasets ``val_loss``.
+its own copy is chosen by ``val_loss`` over all trained datasets.
 
 Resuming reproduces the uninterrupted run
 -----------------------------------------
@@ -81,7 +82,7 @@ from ..models._stardist_compat import NUMPY_GLOBAL_LOCK
 from ..tree import LabelSet
 from .data import MultiDataset
 from .sampler import DatasetMixer
-from .schedule import Episode, validate_schedule
+from .schedule import Episode, trained_datasets, validate_schedule
 
 Callback = keras_import("callbacks", "Callback")
 
@@ -651,7 +652,9 @@ def train_episodes(model, data: MultiDataset, episodes: Sequence[Episode], *, st
     if cb.history["finished"]:
         return cb
     cb.prepare()
-    val = data.validation()
+    # Keras' val_loss (ReduceLROnPlateau, StarDist's own weights_best) sees only the datasets
+    # some episode trains on: a dataset kept only for testing stays unseen
+    val = data.validation(trained_datasets(episodes))
     mixer.arm(steps_per_epoch)
     if seed is not None:
         # the same global state whether fresh or resumed: StarDist's ``train`` draws its

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 from ..errors import UserError
 
-__all__ = ["Episode", "ScheduleError", "validate_schedule"]
+__all__ = ["Episode", "ScheduleError", "validate_schedule", "trained_datasets"]
 
 
 class ScheduleError(UserError):
@@ -191,3 +191,8 @@ def validate_schedule(episodes: Sequence[Episode], datasets=None) -> tuple:
                     raise ScheduleError(
                         f"episode {ep.name!r} names unknown dataset {d!r}; known: {', '.join(datasets) or '(none)'}")
     return episodes
+
+
+def trained_datasets(episodes: Sequence[Episode]) -> list:
+    """The datasets some episode of ``episodes`` trains on, in order of first appearance."""
+    return list(dict.fromkeys(d for ep in episodes for d in ep.dataset_names))

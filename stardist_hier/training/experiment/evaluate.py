@@ -17,9 +17,11 @@ def evaluate_tests(model, cfg: ExperimentConfig, tests: dict, history: dict, out
     """Predict and score every test set; write the results table, per-label CSVs, overlays.
 
     With ``evaluation: tune_thresholds`` the probability and NMS thresholds are first tuned
-    on the validation parts (``val_parts``, ``{dataset: Part}``) of the named training
-    datasets (never on a test split; see :func:`.config._tune_spec`) and written to
-    ``OUT/thresholds.json``.
+    on validation parts (``val_parts``, ``{dataset: Part}``), never on a test split (see
+    :func:`.config._tune_spec`), per test set by :func:`threshold_plan`: on the tested
+    dataset's own validation split when the row trains on it, else on all trained datasets'.
+    All are written to ``OUT/thresholds.json`` (``by_test``); the model folder keeps those
+    tuned on the datasets named by ``tune_thresholds``.
     """
     from ...console import progress
 
@@ -27,14 +29,23 @@ def evaluate_tests(model, cfg: ExperimentConfig, tests: dict, history: dict, out
 
     ev = cfg.evaluation
     kw = {k: ev[k] for k in ("prob_thresh", "nms_thresh") if k in ev}
+    by_test = {t.name: kw for t in cfg.tests}
     if ev.get("tune_thresholds"):
-        kw = tune_thresholds(model, [val_parts[d] for d in ev["tune_thresholds"]], verbose=verbose)
         import json
 
+        plan = threshold_plan(cfg)
+        tuned = {}  # tuple of datasets -> thresholds, each tuned once
+        for key in [tuple(ev["tune_thresholds"])] + [plan[t.name] for t in cfg.tests]:
+            if key not in tuned:
+                tuned[key] = tune_thresholds(model, [val_parts[d] for d in key], verbose=verbose)
+        kw = tuned[tuple(ev["tune_thresholds"])]
+        by_test = {t.name: tuned[plan[t.name]] for t in cfg.tests}
         atomic_write_text(out / "thresholds.json", json.dumps(
-            {"tuned_on": [f"{d} (val)" for d in ev["tune_thresholds"]], **kw}, indent=1))
-        # the model folder keeps them too (StarDist's thresholds.json): predicting with it later,
-        # e.g. `stardist-hier predict --model OUT/model`, uses the tuned values
+            {"tuned_on": [f"{d} (val)" for d in ev["tune_thresholds"]], **kw,
+             "by_test": {t.name: {"tuned_on": [f"{d} (val)" for d in plan[t.name]], **by_test[t.name]}
+                         for t in cfg.tests}}, indent=1))
+        # the model folder keeps those of all the tuning datasets (StarDist's thresholds.json):
+        # predicting with it later, e.g. `stardist-hier predict --model OUT/model`, uses them
         model.thresholds = {"prob": kw["prob_thresh"], "nms": kw["nms_thresh"]}
         if model.basedir is not None:
             atomic_write_text(model.logdir / "thresholds.json",
@@ -51,13 +62,15 @@ def evaluate_tests(model, cfg: ExperimentConfig, tests: dict, history: dict, out
             part = tests[t.dataset]
             own = cfg.datasets[t.dataset].label_set
         cut = t.label_set or own
-        if t.dataset not in cache:
+        th = by_test[t.name]
+        key = (t.dataset, tuple(sorted(th.items())))
+        if key not in cache:
             preds = []
             for x in progress(part.X, desc=f"predict {t.dataset}", verbose=verbose, leave=False):
-                labels, res = model.predict_instances(x, head=_head(model, cfg, t.dataset), **kw)
+                labels, res = model.predict_instances(x, head=_head(model, cfg, t.dataset), **th)
                 preds.append((labels, {i + 1: p for i, p in enumerate(np.asarray(res["class_prob"]))}))
-            cache[t.dataset] = preds
-        preds = cache[t.dataset]
+            cache[key] = preds
+        preds = cache[key]
         gts, gcls = _with_ignore_instance(part)
         report = evaluate_cut(gts, [p[0] for p in preds], gcls, [p[1] for p in preds], label_set=own, cut=cut,
                               convention=ev["convention"])
@@ -71,6 +84,25 @@ def evaluate_tests(model, cfg: ExperimentConfig, tests: dict, history: dict, out
     if verbose:
         print(_markdown(rows, cols, cfg), file=sys.stderr)
     return rows
+
+
+def threshold_plan(cfg: ExperimentConfig) -> dict:
+    """The validation splits each test set's thresholds are tuned on: ``{test name: (dataset, ...)}``.
+
+    One rule for every row of every study (issue 19): a test set of a dataset the row trains on
+    is scored with thresholds tuned on that dataset's validation split alone; a test set of a
+    dataset no episode trains on, with thresholds tuned on the validation splits of all the
+    datasets the row trains on (in the order the episodes name them). Never a test split, never
+    an untrained dataset's validation split. ``evaluation: tune_thresholds`` switches tuning on
+    (and names the datasets whose thresholds the model folder keeps, see :func:`evaluate_tests`);
+    empty when it is not set.
+    """
+    from ..schedule import trained_datasets
+
+    if not cfg.evaluation.get("tune_thresholds"):
+        return {}
+    trained = tuple(trained_datasets(cfg.episodes))
+    return {t.name: (t.dataset,) if t.dataset in trained else trained for t in cfg.tests}
 
 
 def tune_thresholds(model, parts, *, nms_threshs=(0.3, 0.4, 0.5), verbose=0) -> dict:
