@@ -128,6 +128,9 @@ def test_same_study_twice_gives_the_same_table(tmp_path):
 
     tuned = json.loads((tmp_path / "a" / "marginal" / "seed0" / "thresholds.json").read_text())
     assert tuned["tuned_on"] == ["C (val)"]
+    # the test set's dataset is trained on: its thresholds are tuned on its own validation split
+    assert tuned["by_test"] == {"C-test": {"tuned_on": ["C (val)"], "prob_thresh": tuned["prob_thresh"],
+                                           "nms_thresh": tuned["nms_thresh"]}}
     # the model folder keeps them (StarDist's thresholds.json), and a reload uses them
     saved = json.loads((tmp_path / "a" / "marginal" / "seed0" / "model" / "thresholds.json").read_text())
     assert saved == {"prob": tuned["prob_thresh"], "nms": tuned["nms_thresh"]}
@@ -138,6 +141,15 @@ def test_same_study_twice_gives_the_same_table(tmp_path):
     # rerunning reads the finished runs back
     c = run_study(study, tmp_path / "a", verbose=0)
     assert c["values"] == a["values"] and c["timing"] == a["timing"]
+    # the committed record (per-seed file + design) recomputes the same statistics and table exactly
+    from stardist_hier.training.experiment.record import recompute
+    from stardist_hier.training.experiment.study import format_study, record_study
+
+    record_study(load_study(study), tmp_path / "a", tmp_path / "record")
+    again, table = recompute(tmp_path / "record")
+    assert again["values"] == json.loads(json.dumps(a["values"])) and again["comparisons"] == a["comparisons"]
+    assert table == format_study(a) == (tmp_path / "a" / "study.md").read_text()
+    assert (tmp_path / "record" / "tables.md").read_text() == table
 
 
 @pytest.mark.parametrize("table", ["demo", "2", "4", "paper", "ablation"])

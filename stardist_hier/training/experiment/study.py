@@ -10,9 +10,9 @@ A study config (see ``stardist_hier/examples/ablation.yaml``)::
       - {name: marginal, set: {}}
       - {name: renormalised, set: {model: {train_class_loss_options: {...}}}}
     metrics: [pq, mpq]              # reported for every test set (also per-label PQ)
-    comparisons:                    # declared before running; Holm-corrected together
-      - {a: marginal, b: target_long, metric: mpq, test: consep_like}
-    bootstrap: {n: 10000, seed: 0}
+    comparisons:                    # declared before running; at most 3 primary (Holm over those)
+      - {a: marginal, b: target_long, metric: mpq, test: consep_like, primary: true}
+    bootstrap: {n: 10000, seed: 0}  # n: Monte-Carlo sign vectors above 16 seeds
 
 ``set`` is merged into the base recursively (mappings merged key by key; any other value,
 lists included, replaced). Every row of a seed runs with that seed as the experiment's
@@ -23,9 +23,11 @@ that set their own ``seed`` keep it for every seed of the study (then only weigh
 sampling vary).
 
 For every declared comparison ``a`` vs ``b`` the per-seed paired differences
-``metric(a) - metric(b)`` are summarised by their mean, a 95% percentile bootstrap interval
-over seeds and a two-sided sign-flip permutation p-value (exact up to 2**16 flips); the
-p-values of all declared comparisons are Holm-corrected together. Thresholds are whatever
+``metric(a) - metric(b)`` are summarised (:mod:`stardist_hier.metrics.paired`) by their mean
+and sd, a paired *t* interval, a two-sided sign-flip permutation p-value (exact up to 16
+seeds, else Monte Carlo counted as ``(1 + #extreme) / (1 + B)``) and the smallest effect the
+design detects with 80% power. At most three comparisons may be marked ``primary: true``;
+Holm runs over those only, the rest are exploratory (without any mark, over all). Thresholds are whatever
 the base's ``evaluation`` says; ``tune_thresholds`` may only name training datasets'
 validation splits (:func:`.config.load_config` refuses the rest).
 
@@ -43,23 +45,22 @@ from __future__ import annotations
 
 import copy
 import csv
-import itertools
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-import numpy as np
-
 from .config import ConfigError, _mapping, _unknown, load_config
+from .record import design_of, format_study, holm_family, summarize_values, write_record
 
 __all__ = ["StudyConfig", "load_study", "run_study", "check_study_folder", "paired_stats", "holm", "format_study",
+           "summarize_study", "read_study_values", "record_study", "holm_family",
            "is_study_config", "study_config", "example_name", "mark_smoke_test", "SMOKE_NOTE"]
 
 STUDY_KEYS = {"name", "base", "seeds", "rows", "metrics", "comparisons", "bootstrap", "out", "description"}
 METRICS = ("pq", "mpq")
+MAX_PRIMARY = 3  # primary comparisons per study (issue 19); Holm runs over these only
 
 
 @dataclass
@@ -159,7 +160,9 @@ def load_study(config, *, base_dir=None) -> StudyConfig:
     comps = []
     for i, c in enumerate(raw.get("comparisons") or []):
         c = _mapping(c, f"study: comparisons[{i}]")
-        _unknown(c, {"name", "a", "b", "metric", "test"}, f"study: comparisons[{i}]")
+        _unknown(c, {"name", "a", "b", "metric", "test", "primary"}, f"study: comparisons[{i}]")
+        if not isinstance(c.get("primary", False), bool):
+            raise ConfigError(f"study: comparisons[{i}]: primary must be true or false, got {c.get('primary')!r}")
         for k in ("a", "b"):
             if c.get(k) not in dict(parsed):
                 raise ConfigError(f"study: comparisons[{i}]: unknown row {c.get(k)!r}")
@@ -171,41 +174,34 @@ def load_study(config, *, base_dir=None) -> StudyConfig:
                 raise ConfigError(f"study: comparisons[{i}]: row {c[k]!r} has no test set {t!r}; "
                                   f"it has {tests[c[k]]}")
         comps.append({"name": str(c.get("name", f"{c['a']} vs {c['b']}")), "a": c["a"], "b": c["b"],
-                      "metric": c["metric"], "test": t})
+                      "metric": c["metric"], "test": t, "primary": bool(c.get("primary", False))})
+    n_primary = sum(c["primary"] for c in comps)
+    if n_primary > MAX_PRIMARY:
+        raise ConfigError(f"study: comparisons: {n_primary} are primary; declare at most {MAX_PRIMARY} (the rest "
+                          "are exploratory)")
     study.comparisons = tuple(comps)
     return study
 
 
 # ---------------------------------------------------------------- statistics
 def paired_stats(a, b, *, n_boot=10000, seed=0, level=0.95) -> dict:
-    """Paired differences ``a - b`` over seeds: mean, bootstrap interval, sign-flip p-value."""
-    d = np.asarray(a, float) - np.asarray(b, float)
-    n = len(d)
-    rng = np.random.default_rng(seed)
-    boot = d[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
-    lo, hi = np.quantile(boot, [(1 - level) / 2, 1 - (1 - level) / 2])
-    obs = abs(d.mean())
-    if n <= 16:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
-    else:
-        signs = rng.choice((1.0, -1.0), size=(100000, n))
-    null = np.abs((signs * d).mean(axis=1))
-    p = float(np.mean(null >= obs - 1e-12))
-    return {"n": n, "mean_a": float(np.mean(a)), "mean_b": float(np.mean(b)), "diff": float(d.mean()),
-            "ci_low": float(lo), "ci_high": float(hi), "p": p, "wins": int((d > 0).sum()), "losses": int((d < 0).sum())}
+    """Paired differences ``a - b`` over seeds (:func:`stardist_hier.metrics.paired.paired_summary`).
+
+    Mean and sd of the differences, the paired *t* interval at ``level``, the two-sided
+    sign-flip p-value (exact up to 16 seeds, else ``n_boot`` Monte-Carlo sign vectors
+    seeded by ``seed``, counted as ``(1 + #extreme) / (1 + n_boot)``), wins/losses, and the
+    smallest effect the design detects with 80% power (``mde``).
+    """
+    from ...metrics.paired import paired_summary
+
+    return paired_summary(a, b, level=level, seed=seed, n_resamples=max(1, int(n_boot)))
 
 
 def holm(pvalues) -> list:
-    """Holm-adjusted p-values (step-down, monotone, capped at 1)."""
-    p = np.asarray(pvalues, float)
-    m = len(p)
-    order = np.argsort(p, kind="stable")
-    adj = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, (m - rank) * p[i])
-        adj[i] = min(1.0, running)
-    return adj.tolist()
+    """Holm-adjusted p-values (:func:`stardist_hier.metrics.paired.holm`)."""
+    from ...metrics.paired import holm as _holm
+
+    return _holm(pvalues)
 
 
 # ---------------------------------------------------------------- running
@@ -296,74 +292,29 @@ def run_study(config, out=None, *, rows=None, seeds=None, verbose=1, log=print) 
     return result
 
 
-def summarize_study(study: StudyConfig, out: Path) -> dict:
-    values = {}  # row -> seed -> test -> metrics
+def read_study_values(study: StudyConfig, out) -> dict:
+    """``{row: {seed: {test: {pq, mpq, per_label}}}}`` of the finished runs of ``study`` in ``out``."""
+    values = {}
     for row, _ in study.rows:
         for seed in study.seeds:
-            run = out / row / f"seed{seed}"
+            run = Path(out) / row / f"seed{seed}"
             if (run / "results.csv").is_file():
                 values.setdefault(row, {})[seed] = _read_results(run)
-    comps = []
-    for c in study.comparisons:
-        common = [s for s in study.seeds if s in values.get(c["a"], {}) and s in values.get(c["b"], {})]
-        if len(common) < 2:
-            comps.append({**c, "n": len(common), "p": math.nan})
-            continue
-        a = [values[c["a"]][s][c["test"]][c["metric"]] for s in common]
-        b = [values[c["b"]][s][c["test"]][c["metric"]] for s in common]
-        comps.append({**c, **paired_stats(a, b, n_boot=study.bootstrap["n"], seed=study.bootstrap["seed"],
-                                          level=study.bootstrap["level"])})
-    ok = [i for i, c in enumerate(comps) if not math.isnan(c["p"])]
-    adj = holm([comps[i]["p"] for i in ok]) if ok else []
-    for i, pa in zip(ok, adj):
-        comps[i]["p_holm"] = pa
-    return {"name": study.name, "seeds": list(study.seeds), "rows": [r for r, _ in study.rows],
-            "metrics": list(study.metrics), "values": {r: {str(s): v for s, v in d.items()} for r, d in values.items()},
-            "comparisons": comps, "level": study.bootstrap["level"]}
+    return values
 
 
-def _ms(v):
-    v = np.asarray(v, float)
-    if len(v) == 0:
-        return ""
-    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
+def record_study(study: StudyConfig, out, folder, *, config_path=None) -> dict:
+    """Write the commit-ready record of the finished runs in ``out`` to ``folder``
+    (:func:`.record.write_record`); returns the recomputed result."""
+    design = design_of(study)
+    if config_path is not None:
+        design["config"] = str(config_path)
+    return write_record(design, read_study_values(study, out), folder)
 
 
-def format_study(result: dict) -> str:
-    """Markdown: per test set, rows as mean ± sd over seeds (PQ, mPQ+, per-label PQ), then the comparisons."""
-    lines = []
-    tests = []
-    for r in result["rows"]:
-        for s, v in result["values"].get(r, {}).items():
-            tests += [t for t in v if t not in tests]
-    for t in tests:
-        labels = sorted({lab for r in result["rows"] for v in result["values"].get(r, {}).values()
-                         for lab in v.get(t, {}).get("per_label", {})})
-        head = ["row", "seeds", "PQ", "mPQ+"] + [f"PQ {lab}" for lab in labels]
-        lines += [f"Test set `{t}` (mean ± sd over seeds)", "", "| " + " | ".join(head) + " |",
-                  "|" + "---|" * len(head)]
-        for r in result["rows"]:
-            vs = [v[t] for v in result["values"].get(r, {}).values() if t in v]
-            if not vs:
-                continue
-            cells = [r, str(len(vs)), _ms([v["pq"] for v in vs]), _ms([v["mpq"] for v in vs])]
-            cells += [_ms([v["per_label"].get(lab, np.nan) for v in vs]) for lab in labels]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-    if result["comparisons"]:
-        lvl = int(round(100 * result["level"]))
-        lines += [f"Declared comparisons: paired difference a - b over seeds, {lvl}% bootstrap interval, "
-                  "sign-flip p-value, Holm-corrected over all declared comparisons", "",
-                  "| comparison | metric | test | n | a | b | a - b | " + f"{lvl}% CI | wins/losses | p | p (Holm) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
-        for c in result["comparisons"]:
-            if math.isnan(c.get("p", math.nan)):
-                lines.append(f"| {c['name']} | {c['metric']} | {c['test']} | {c['n']} | | | | | | | |")
-                continue
-            lines.append(f"| {c['name']} | {c['metric']} | {c['test']} | {c['n']} | {c['mean_a']:.3f} | "
-                         f"{c['mean_b']:.3f} | {c['diff']:+.3f} | [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | "
-                         f"{c['wins']}/{c['losses']} | {c['p']:.3f} | {c['p_holm']:.3f} |")
-    return "\n".join(lines) + "\n"
+def summarize_study(study: StudyConfig, out: Path) -> dict:
+    """The paired statistics of the finished runs (:func:`.record.summarize_values`)."""
+    return summarize_values(design_of(study), read_study_values(study, out))
 
 
 # ------------------------------------------------------------------ configs by name
