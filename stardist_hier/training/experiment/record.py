@@ -40,7 +40,7 @@ def design_of(study) -> dict:
     """The parts of a :class:`~.study.StudyConfig` the statistics depend on (a plain, JSON-able dict)."""
     return {"name": study.name, "seeds": list(study.seeds), "rows": [r for r, _ in study.rows],
             "metrics": list(study.metrics), "comparisons": [dict(c) for c in study.comparisons],
-            "bootstrap": dict(study.bootstrap)}
+            "bootstrap": dict(study.bootstrap), "paper": [dict(e) for e in getattr(study, "paper", ())]}
 
 
 def summarize_values(design: dict, values: dict) -> dict:
@@ -65,7 +65,7 @@ def summarize_values(design: dict, values: dict) -> dict:
     return {"name": design["name"], "seeds": list(design["seeds"]), "rows": list(design["rows"]),
             "metrics": list(design["metrics"]),
             "values": {r: {str(s): v for s, v in sorted(values[r].items())} for r in design["rows"] if r in values},
-            "comparisons": holm_family(comps), "level": boot["level"]}
+            "comparisons": holm_family(comps), "level": boot["level"], "paper": list(design.get("paper", []))}
 
 
 def write_per_seed(values: dict, path) -> None:
@@ -218,6 +218,22 @@ def format_study(result: dict) -> str:
                          f"{c['mean_b']:.3f} | {c['diff']:+.3f} | {c.get('sd_diff', math.nan):.3f} | "
                          f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['wins']}/{c['losses']} | {c['p']:.3f} | "
                          f"{ph} | {mde:.3f} |")
+    if result.get("paper"):
+        lines += ["", "Beside the paper (its single-run figures; ours: mean over seeds and the paired difference "
+                      f"with its {lvl}% t interval)", "",
+                  "| the paper's comparison | paper a | paper b | paper a - b | our comparison | metric | test | n | "
+                  "ours a | ours b | ours a - b | " + f"{lvl}% CI | MDE |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for e in result["paper"]:
+            c = next(c for c in result["comparisons"] if (c["name"], c["metric"], c["test"]) ==
+                     (e["comparison"], e["metric"], e["test"]))
+            paper = f"| {e['paper']} | {e['paper_a']:.3f} | {e['paper_b']:.3f} | {e['paper_a'] - e['paper_b']:+.3f} | "
+            if math.isnan(c.get("p", math.nan)):
+                lines.append(paper + f"{c['name']} | {c['metric']} | {c['test']} | {c['n']} | | | | | |")
+                continue
+            lines.append(paper + f"{c['name']} | {c['metric']} | {c['test']} | {c['n']} | {c['mean_a']:.3f} | "
+                         f"{c['mean_b']:.3f} | {c['diff']:+.3f} | [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | "
+                         f"{c.get('mde', math.nan):.3f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -58,7 +58,8 @@ __all__ = ["StudyConfig", "load_study", "run_study", "check_study_folder", "pair
            "summarize_study", "read_study_values", "record_study", "holm_family",
            "is_study_config", "study_config", "example_name", "mark_smoke_test", "SMOKE_NOTE"]
 
-STUDY_KEYS = {"name", "base", "seeds", "rows", "metrics", "comparisons", "bootstrap", "out", "description"}
+STUDY_KEYS = {"name", "base", "seeds", "rows", "metrics", "comparisons", "bootstrap", "out", "description", "paper"}
+PAPER_KEYS = {"comparison", "metric", "test", "paper", "paper_a", "paper_b"}
 METRICS = ("pq", "mpq")
 MAX_PRIMARY = 3  # primary comparisons per study (issue 19); Holm runs over these only
 
@@ -74,6 +75,7 @@ class StudyConfig:
     bootstrap: dict
     out: str | None
     base_dir: Path
+    paper: tuple = ()  # ({comparison, metric, test, paper, paper_a, paper_b}, ...): the paper's figures beside ours
 
     def experiment(self, row: str, seed: int) -> dict:
         """The experiment config of ``row`` at ``seed`` (a plain mapping)."""
@@ -180,6 +182,21 @@ def load_study(config, *, base_dir=None) -> StudyConfig:
         raise ConfigError(f"study: comparisons: {n_primary} are primary; declare at most {MAX_PRIMARY} (the rest "
                           "are exploratory)")
     study.comparisons = tuple(comps)
+    paper = []
+    for i, e in enumerate(raw.get("paper") or []):
+        where = f"study: paper[{i}]"
+        e = _mapping(e, where)
+        _unknown(e, PAPER_KEYS, where)
+        if not any(c["name"] == e.get("comparison") and c["metric"] == e.get("metric") and c["test"] == e.get("test")
+                   for c in comps):
+            raise ConfigError(f"{where}: no declared comparison {e.get('comparison')!r} with metric "
+                              f"{e.get('metric')!r} and test {e.get('test')!r}")
+        for k in ("paper_a", "paper_b"):
+            if isinstance(e.get(k), bool) or not isinstance(e.get(k), (int, float)):
+                raise ConfigError(f"{where}: {k} must be a number (the paper's figure), got {e.get(k)!r}")
+        paper.append({k: e[k] for k in ("comparison", "metric", "test", "paper_a", "paper_b")}
+                     | {"paper": str(e.get("paper", ""))})
+    study.paper = tuple(paper)
     return study
 
 
