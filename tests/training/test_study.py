@@ -150,6 +150,11 @@ def test_same_study_twice_gives_the_same_table(tmp_path):
     assert again["values"] == json.loads(json.dumps(a["values"])) and again["comparisons"] == a["comparisons"]
     assert table == format_study(a) == (tmp_path / "a" / "study.md").read_text()
     assert (tmp_path / "record" / "tables.md").read_text() == table
+    # and how long every episode of every run trained (2 rows x 1 seed x 2 episodes of 1 epoch)
+    lines = (tmp_path / "record" / "episodes.csv").read_text().splitlines()
+    assert lines[0] == "row,seed,episode,epochs_run,best_epoch,stopped_early,restored_best"
+    assert sorted(ln.split(",")[:4] for ln in lines[1:]) == [["marginal", "0", "fine", "1"], ["marginal", "0", "pre", "1"],
+                                                             ["renorm", "0", "fine", "1"], ["renorm", "0", "pre", "1"]]
 
 
 @pytest.mark.parametrize("table", ["demo", "2", "4", "paper", "ablation"])

@@ -326,7 +326,30 @@ def record_study(study: StudyConfig, out, folder, *, config_path=None) -> dict:
     design = design_of(study)
     if config_path is not None:
         design["config"] = str(config_path)
-    return write_record(design, read_study_values(study, out), folder)
+    result = write_record(design, read_study_values(study, out), folder)
+    write_episode_table(study, out, Path(folder) / "episodes.csv")
+    return result
+
+
+def write_episode_table(study: StudyConfig, out, path) -> None:
+    """``path``: one line per finished run and episode: epochs run, best epoch (global, 0-based),
+    whether it stopped early and whether its best weights were restored (from ``history.json``)."""
+    import io
+
+    from ...io import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["row", "seed", "episode", "epochs_run", "best_epoch", "stopped_early", "restored_best"])
+    for row, _ in study.rows:
+        for seed in study.seeds:
+            run = Path(out) / row / f"seed{seed}"
+            if not (run / "results.csv").is_file():
+                continue
+            for e in json.loads((run / "history.json").read_text())["episodes"]:
+                w.writerow([row, seed, e["name"], e["epochs_run"], e["best_epoch"], e["stopped_early"],
+                            e["restored_best"]])
+    atomic_write_text(Path(path), buf.getvalue())
 
 
 def summarize_study(study: StudyConfig, out: Path) -> dict:
