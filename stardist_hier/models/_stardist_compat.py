@@ -87,7 +87,8 @@ def _stardist_openmp():
             paths = {line.split()[-1] for line in f if "gomp" in line}
     except OSError:
         return None
-    for path in sorted(paths):
+    # StarDist's own vendored copy first (another wheel may load a libgomp of its own)
+    for path in sorted(paths, key=lambda p: ("stardist" not in p, p)):
         if os.path.basename(path).startswith("libgomp") and os.path.isfile(path):
             try:
                 lib = ctypes.CDLL(path)
@@ -100,7 +101,7 @@ def _stardist_openmp():
 
 @contextmanager
 def stardist_openmp_threads(n: int):
-    """Run a block with StarDist's OpenMP regions (``star_dist``) on ``n`` threads, *in this thread only*.
+    """Run a block with StarDist's OpenMP regions (``star_dist``, the NMS) on ``n`` threads, *in this thread only*.
 
     ``omp_set_num_threads`` sets the calling thread's own setting; it is put back at
     the end. On a busy machine StarDist's default (all cores) makes ``star_dist`` of a

@@ -6,7 +6,12 @@ own: Dask schedules the inputs, and
 
 * a :class:`ModelPlugin` (a ``distributed.WorkerPlugin``) loads the model **once per
   worker process**, after limiting TensorFlow's threads (and OpenMP/MKL's) to the
-  worker's share of the cores; it runs before TensorFlow initialises in that process;
+  worker's share of the cores; it runs before TensorFlow initialises in that process.
+  ``OMP_NUM_THREADS`` is read by an OpenMP runtime only when it is first loaded, and
+  ``omp_set_num_threads`` holds for the calling thread only, so StarDist's NMS threads
+  are not set here but by the pipeline itself, around every block's NMS in the task
+  thread that runs it (``nms_threads`` of :func:`~stardist_hier.predict.predict_nuclei`,
+  read back into :attr:`InputResult.nms_threads`);
 * every input is one task, :func:`predict_one`, which is
   :func:`~stardist_hier.predict.runner.predict_to_folder` on that input alone with the
   worker's model: its outputs are written under temporary names and renamed when
@@ -79,6 +84,9 @@ class InputResult:
         loaded once, by the worker plugin).
     tf_threads : int
         TensorFlow intra-op threads of that worker process (0: not set by the plugin).
+    nms_threads : int or None
+        StarDist's OpenMP threads as read back (``threadpoolctl``) in the worker thread
+        that ran NMS, during the input's first block (``None``: no block predicted).
     """
 
     path: Path
@@ -92,6 +100,7 @@ class InputResult:
     worker: str = ""
     model_loads: int = 0
     tf_threads: int = 0
+    nms_threads: int | None = None
 
 
 @dataclass
@@ -312,7 +321,7 @@ def predict_one(path, *, model_dir, out, formats, options: dict) -> InputResult:
                            worker=worker, model_loads=loads, tf_threads=tf_threads)
     return InputResult(path, "done", outputs=list(s.outputs), n_nuclei=s.stats.n_nuclei,
                        n_tiles=s.stats.n_predicted, n_blank=s.stats.n_skipped, seconds=time.perf_counter() - t0,
-                       worker=worker, model_loads=loads, tf_threads=tf_threads)
+                       worker=worker, model_loads=loads, tf_threads=tf_threads, nms_threads=s.stats.nms_threads)
 
 
 # ------------------------------------------------------------------------ client side

@@ -44,13 +44,19 @@ class PredictOptions:
         Skip blocks of a slide without tissue.
     block_size, min_overlap, context : int or sequence of int
         Block parameters: positive, non-negative, non-negative (``context=None``: the
-        network's receptive field).
+        network's receptive field). ``block_size="auto"``: chosen from the model
+        (:func:`~stardist_hier.predict.blocks.auto_block_size`).
     n_tiles : pair of int, optional
         Tiles per block for the network, two positive whole numbers.
     prob_thresh, nms_thresh : float, optional
         Thresholds in (0, 1); default the model's.
     backend : {"openslide", "tiffslide"}, optional
         Slide reader.
+    read_ahead : int
+        Blocks read ahead of the network (0: the serial loop); does not change the nuclei.
+    nms_threads : int, optional
+        StarDist's OpenMP threads for NMS, set where NMS runs (``None``: the process's
+        setting); does not change the nuclei.
 
     Raises
     ------
@@ -72,6 +78,8 @@ class PredictOptions:
     prob_thresh: float | None = None
     nms_thresh: float | None = None
     backend: str | None = None
+    read_ahead: int = 2
+    nms_threads: int | None = 1
 
     def __post_init__(self):
         if isinstance(self.formats, str):
@@ -85,7 +93,11 @@ class PredictOptions:
         for name in ("mpp", "input_mpp"):
             if getattr(self, name) is not None:
                 _number(name, getattr(self, name), 0, 100, lo_open=True, hi_open=True)
-        _whole("block_size", self.block_size, 1)
+        if not (isinstance(self.block_size, str) and self.block_size == "auto"):
+            _whole("block_size", self.block_size, 1)
+        _whole("read_ahead", self.read_ahead, 0)
+        if self.nms_threads is not None:
+            _whole("nms_threads", self.nms_threads, 1)
         _whole("min_overlap", self.min_overlap, 0)
         if self.context is not None:
             _whole("context", self.context, 0)

@@ -96,6 +96,8 @@ class SlideArray:
 
     Attributes
     ----------
+    downsample : float
+        As given.
     level : int
         The pyramid level read.
     factor : float
@@ -118,6 +120,7 @@ class SlideArray:
             levels = Normalization("divide", by=255.0).fit()
         self.levels = levels
         self.reader = reader
+        self.downsample = float(downsample)
         self.level, self.factor = choose_level(reader, float(downsample))
         self.scale = self.factor * reader.level_downsamples[self.level]
         lh, lw = reader.level_shapes[self.level]
