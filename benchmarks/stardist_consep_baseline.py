@@ -58,21 +58,21 @@ def main(argv=None) -> int:
                     net_conv_after_unet=m["net_conv_after_unet"], train_patch_size=tuple(m["train_patch_size"]),
                     train_batch_size=m["train_batch_size"], train_learning_rate=m["train_learning_rate"],
                     train_reduce_lr=m["train_reduce_lr"], train_tensorboard=False,
-                    train_epochs=ep.max_epochs, train_steps_per_epoch=cfg.training["steps_per_epoch"])
+                    train_epochs=ep.max_epochs, train_steps_per_epoch=cfg.training.steps_per_epoch)
     args.out.mkdir(parents=True, exist_ok=True)
     model = StarDist2D(conf, name="stardist_consep", basedir=str(args.out))
 
     def cls(part):
         return [{int(k): CLASS_IDS[v] for k, v in c.items() if v is not None} for c in part.classes]
 
-    aug = Augmenter(seed=args.seed, **cfg.training["augment"])
+    aug = Augmenter(seed=args.seed, **cfg.training.augment)
     model.prepare_for_training()
     model.callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=ep.patience,
                                                          min_delta=ep.min_delta, restore_best_weights=True))
     t0 = time.perf_counter()
     hist = model.train(train.X, train.Y, classes=cls(train), validation_data=(val.X, val.Y, cls(val)),
                        augmenter=lambda x, y: aug(x, y), epochs=ep.max_epochs,
-                       steps_per_epoch=cfg.training["steps_per_epoch"])
+                       steps_per_epoch=cfg.training.steps_per_epoch)
     wall = time.perf_counter() - t0
     model.optimize_thresholds(val.X, val.Y)
     losses = {k: [float(v) for v in vs] for k, vs in hist.history.items() if "loss" in k}

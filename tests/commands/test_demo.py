@@ -75,6 +75,6 @@ def test_demo_study_has_the_three_rows():
     assert [e[1] for e in eps["consep_only"]] == [3] and [e[1] for e in eps["consep_only_2x"]] == [6]
     assert [e[1] for e in eps["pannuke_to_consep"]] == [3, 3]
     cfg = load_config(s.experiment("pannuke_to_consep", 4))
-    assert cfg.training["steps_per_epoch"] == 5 and [t.name for t in cfg.tests] == ["consep"]
-    assert cfg.evaluation["tune_thresholds"] == ["consep"] and cfg.evaluation["overlays"] == 2
+    assert cfg.training.steps_per_epoch == 5 and [t.name for t in cfg.tests] == ["consep"]
+    assert cfg.evaluation.tune_thresholds == ("consep",) and cfg.evaluation.overlays == 2
     assert [(c["a"], c["b"], c["metric"]) for c in s.comparisons] == [("pannuke_to_consep", "consep_only_2x", "mpq")]

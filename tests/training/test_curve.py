@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from stardist_hier.training.experiment import ConfigError, load_config
+from stardist_hier.training.experiment import ConfigError, CurveSection, load_config
 
 CFG = {
     "name": "curve",
@@ -37,9 +37,9 @@ def _cfg(curve):
 
 
 def test_curve_config():
-    assert load_config(CFG).evaluation["curve"] == {"datasets": ["C", "P"], "max_images": 1}
-    assert load_config(_cfg(["C"])).evaluation["curve"] == {"datasets": ["C"], "max_images": 4}
-    assert "curve" not in load_config(_cfg(False)).evaluation
+    assert load_config(CFG).evaluation.curve == CurveSection(datasets=("C", "P"), max_images=1)
+    assert load_config(_cfg(["C"])).evaluation.curve == CurveSection(datasets=("C",), max_images=4)
+    assert load_config(_cfg(False)).evaluation.curve is None
 
 
 @pytest.mark.parametrize("curve, pattern", [

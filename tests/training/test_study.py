@@ -56,7 +56,7 @@ def test_thresholds_on_unseen_dataset_refused():
         load_config(c)
     with pytest.raises(ConfigError, match="cannot be combined with fixed prob_thresh"):
         load_config(_cfg(tune_thresholds=["C"], prob_thresh=0.5))
-    assert load_config(_cfg(tune_thresholds="C")).evaluation["tune_thresholds"] == ["C"]
+    assert load_config(_cfg(tune_thresholds="C")).evaluation.tune_thresholds == ("C",)
 
 
 def test_shipped_studies_refuse_test_split_tuning():
@@ -70,7 +70,7 @@ def test_shipped_studies_refuse_test_split_tuning():
         for row, _ in s.rows:  # every row tunes on validation splits of datasets it trains on
             cfg = load_config(s.experiment(row, 0))
             trained = {d for e in cfg.episodes for d in e.dataset_names}
-            assert set(cfg.evaluation["tune_thresholds"]) <= trained, (name, row)
+            assert set(cfg.evaluation.tune_thresholds) <= trained, (name, row)
 
 
 def test_study_config_errors():
@@ -165,14 +165,14 @@ def test_benchmark_command_builds_the_shipped_studies(table):
     s = load_study(study_config(table, seeds=[3, 4], epochs=5, steps=7))
     assert s.seeds == (3, 4)
     cfg = load_config(s.experiment(s.rows[1][0], 3))
-    assert cfg.training["steps_per_epoch"] == 7 and cfg.seed == 3
+    assert cfg.training.steps_per_epoch == 7 and cfg.seed == 3
     full = load_config(load_study(study_config(table)).experiment(s.rows[1][0], 0))
     assert [e.max_epochs for e in cfg.episodes] == [max(1, e.max_epochs // 2) for e in full.episodes]
     q = load_study(study_config(table, quick=True))
     assert q.rows and q.comparisons
     for r, _ in q.rows:
         c = load_config(q.experiment(r, q.seeds[0]))
-        assert all(e.max_epochs == 1 for e in c.episodes) and c.training["steps_per_epoch"] == 2
+        assert all(e.max_epochs == 1 for e in c.episodes) and c.training.steps_per_epoch == 2
         assert all(d.options["n_tiles"] == 5 for d in c.datasets.values())
 
 

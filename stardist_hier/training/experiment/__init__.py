@@ -57,15 +57,18 @@ from its last completed epoch; a finished run is only evaluated again.
 from .build import load_data
 from .config import (EVALUATION_KEYS, REGISTRY_KEYS, SOURCES, SYNTHETIC_KEYS, TOP_KEYS, TRAINING_KEYS,
                      ConfigError, DatasetSpec, ExperimentConfig, TestSpec, load_config)
+from .sections import CurveSection, EvaluationSection, TrainingSection
 from .evaluate import evaluate_tests
 from .outputs import plot_loss_curves, results_table, write_overlays
 from .run import run_experiment
 
-__all__ = ["ConfigError", "ExperimentConfig", "DatasetSpec", "TestSpec", "load_config", "load_data",
+__all__ = ["ConfigError", "ExperimentConfig", "DatasetSpec", "TestSpec", "TrainingSection", "EvaluationSection",
+           "CurveSection", "load_config", "load_data",
            "run_experiment", "results_table", "plot_loss_curves"]
 
 # Layout of the package (none of it imports TensorFlow until a run starts):
-#   config.py    load_config: the config, its dataset and test entries, ConfigError
+#   config.py    load_config: the config, one function per section, its dataset and test entries
+#   sections.py  the typed sections (TrainingSection, EvaluationSection, CurveSection), ConfigError
 #   build.py     load_data: the datasets' train/validation/test parts
 #   run.py       run_experiment: seeds, model, training through the episodes, evaluation
 #   evaluate.py  evaluate_tests: predictions, scores and the results table

@@ -8,8 +8,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
-import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -17,16 +15,16 @@ from typing import Mapping
 from ...errors import UserError, did_you_mean
 from ...tree import LabelSet, LabelSetError, Taxonomy, TreeError, default_taxonomy
 from ..schedule import Episode, ScheduleError, validate_schedule
+from .sections import (CURVE_KEYS, EVALUATION_KEYS, TRAINING_KEYS, ConfigError, CurveSection, EvaluationSection,
+                       TrainingSection, _mapping, _number, _unknown)
+
+__all__ = ["load_config", "ExperimentConfig", "DatasetSpec", "TestSpec", "ConfigError", "TrainingSection",
+           "EvaluationSection", "CurveSection", "TOP_KEYS", "TRAINING_KEYS", "EVALUATION_KEYS", "CURVE_KEYS",
+           "SYNTHETIC_KEYS", "REGISTRY_KEYS", "SOURCES"]
 
 TOP_KEYS = {"name", "seed", "taxonomy", "model", "training", "datasets", "episodes", "tests", "evaluation", "out"}
-TRAINING_KEYS = {"steps_per_epoch", "tensorboard", "augment", "oversample", "deterministic", "input_workers"}
-EVALUATION_KEYS = {"convention", "overlays", "prob_thresh", "nms_thresh", "tune_thresholds", "curve"}
 TRUTHS = ("labels", "leaves")
 SOURCES = ("synthetic", "registry")
-
-
-class ConfigError(UserError):
-    """An invalid experiment config; the message names the entry."""
 
 
 @dataclass
@@ -56,17 +54,23 @@ class TestSpec:
 
 @dataclass
 class ExperimentConfig:
-    """A validated experiment config (from :func:`load_config`)."""
+    """A validated experiment config (from :func:`load_config`).
+
+    ``training`` and ``evaluation`` are typed sections
+    (:class:`~stardist_hier.training.experiment.sections.TrainingSection`,
+    :class:`~stardist_hier.training.experiment.sections.EvaluationSection`); ``raw`` is the
+    config as given (written to ``OUT/config.yaml``, hashed into :attr:`fingerprint`).
+    """
 
     name: str
     seed: int
     taxonomy: Taxonomy
     model: dict
-    training: dict
+    training: TrainingSection
     datasets: dict
     episodes: tuple
     tests: tuple
-    evaluation: dict
+    evaluation: EvaluationSection
     out: str | None
     raw: dict = field(repr=False, default_factory=dict)
 
@@ -81,41 +85,6 @@ class ExperimentConfig:
 
 
 # ------------------------------------------------------------------ the config
-def _mapping(v, where) -> dict:
-    if v is None:
-        return {}
-    if not isinstance(v, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {type(v).__name__}")
-    return dict(v)
-
-
-def _unknown(d, known, where):
-    extra = sorted((str(k) for k in set(d) - set(known)))
-    if extra:
-        raise ConfigError(f"{where}: unknown key {extra[0]!r}{did_you_mean(extra[0], known)}; "
-                          f"known: {', '.join(sorted(known))}")
-
-
-def _number(v, where, *, lo=None, hi=None, lo_open=True, hi_open=True, integer=False) -> float:
-    """``v`` as a finite number within the bounds, else a ConfigError naming ``where``."""
-    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
-    if integer:
-        ok = ok and isinstance(v, numbers.Integral)
-    if ok and lo is not None:
-        ok = v > lo if lo_open else v >= lo
-    if ok and hi is not None:
-        ok = v < hi if hi_open else v <= hi
-    if not ok:
-        what = "an integer" if integer else "a number"
-        rng = ""
-        if lo is not None or hi is not None:
-            left = ("(" if lo_open else "[") + ("-inf" if lo is None else f"{lo:g}")
-            right = ("inf" if hi is None else f"{hi:g}") + (")" if hi_open else "]")
-            rng = f" in {left}, {right}"
-        raise ConfigError(f"{where}: must be {what}{rng}, got {v!r}")
-    return v
-
-
 MODEL_FROM_TAXONOMY = ("tree", "hier_tree", "n_classes", "n_channel_in")
 
 
@@ -124,13 +93,32 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
 
     Checks everything that needs no image data: keys, the taxonomy, model keywords,
     dataset sources, episodes (an empty episode, an unknown dataset), class weights,
-    test sets (unknown dataset, a label set not on the tree).
+    test sets (unknown dataset, a label set not on the tree), one section after the other.
 
     Raises
     ------
     ConfigError
         Naming the offending entry.
     """
+    raw, base_dir = _read_raw(config, base_dir)
+    taxonomy = _taxonomy_section(raw.get("taxonomy", "default"), base_dir)
+    seed = raw.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed: must be a non-negative integer, got {seed!r}")
+    model, conf = _model_section(raw.get("model"), taxonomy.tree)
+    training = TrainingSection.from_mapping(raw.get("training"))
+    datasets = _datasets_section(raw.get("datasets"), taxonomy, base_dir)
+    episodes = _episodes_section(raw.get("episodes"), datasets, conf)
+    tests = _tests_section(raw.get("tests"), datasets, taxonomy)
+    evaluation = EvaluationSection.from_mapping(raw.get("evaluation"), datasets=datasets, episodes=episodes)
+    return ExperimentConfig(name=str(raw.get("name", "experiment")), seed=seed, taxonomy=taxonomy, model=model,
+                            training=training, datasets=datasets, episodes=episodes, tests=tests,
+                            evaluation=evaluation, out=raw.get("out"), raw=raw)
+
+
+def _read_raw(config, base_dir) -> tuple:
+    """The config as a plain mapping (a copy) with its top-level keys checked, and the folder
+    relative paths are read from (the file's by default)."""
     if isinstance(config, (str, Path)):
         path = Path(config)
         if not path.is_file():
@@ -155,9 +143,11 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
         raise ConfigError(f"name: must be a non-empty string, got {raw['name']!r}")
     if raw.get("out") is not None and not isinstance(raw["out"], str):
         raise ConfigError(f"out: must be a folder path (a string), got {raw['out']!r}")
+    return raw, base_dir
 
-    # taxonomy
-    tx_spec = raw.get("taxonomy", "default")
+
+def _taxonomy_section(tx_spec, base_dir) -> Taxonomy:
+    """``taxonomy``: ``default``, a mapping or a file; the label set ``leaves`` always added."""
     try:
         if tx_spec in (None, "default"):
             taxonomy = default_taxonomy()
@@ -172,62 +162,28 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
     if "leaves" not in taxonomy.names():
         # every leaf its own label: for datasets labelled at the finest level (e.g. an oracle source)
         taxonomy = Taxonomy(tree, {**{n: taxonomy[n] for n in taxonomy.names()}, "leaves": LabelSet.leaves_of(tree)})
+    return taxonomy
 
-    seed = raw.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"seed: must be a non-negative integer, got {seed!r}")
 
-    # model
-    model = _mapping(raw.get("model"), "model")
+def _model_section(spec, tree) -> tuple:
+    """``model``: ``(keywords, Config2DHier)``; the tree's keys come from the taxonomy."""
+    model = _mapping(spec, "model")
     for k in MODEL_FROM_TAXONOMY:
         if k in model:
             raise ConfigError(f"model: {k!r} comes from the taxonomy (3 input channels); remove it")
-    conf = _check_model(model, tree)
+    return model, _check_model(model, tree)
 
-    # training
-    training = _mapping(raw.get("training"), "training")
-    _unknown(training, TRAINING_KEYS, "training")
-    spe = training.setdefault("steps_per_epoch", 100)
-    if not isinstance(spe, int) or isinstance(spe, bool) or spe < 2:
-        raise ConfigError(f"training: steps_per_epoch must be an integer >= 2, got {spe!r}")
-    if not isinstance(training.setdefault("tensorboard", True), bool):
-        raise ConfigError(f"training: tensorboard must be true or false, got {training['tensorboard']!r}")
-    if "deterministic" in training and not isinstance(training["deterministic"], bool):
-        raise ConfigError(f"training: deterministic must be true or false, got {training['deterministic']!r}")
-    iw = training.get("input_workers", 1)
-    if not isinstance(iw, int) or isinstance(iw, bool) or iw < 1:
-        raise ConfigError(f"training: input_workers must be an integer >= 1 (threads building training "
-                          f"batches), got {iw!r}")
-    aug = training.setdefault("augment", {})
-    if aug not in (False, None) and not isinstance(aug, Mapping):
-        raise ConfigError("training: augment must be a mapping of Augmenter keywords or false")
-    if isinstance(aug, Mapping):
-        from ..augment import Augmenter
 
-        if "rare" in aug or "source" in aug:
-            raise ConfigError("training: augment: 'rare' and 'source' are set by the runner (see 'oversample')")
-        try:
-            Augmenter(**aug)
-        except (TypeError, ValueError, ImportError) as e:
-            raise ConfigError(f"training: augment: {e}") from None
-    over = training.setdefault("oversample", {"threshold": 0.1, "factor": 2.0})
-    if over not in (False, None):
-        over = _mapping(over, "training: oversample")
-        _unknown(over, {"threshold", "factor"}, "training: oversample")
-        _number(over.get("threshold", 0.1), "training: oversample: threshold", lo=0, hi=1, hi_open=False)
-        _number(over.get("factor", 2.0), "training: oversample: factor", lo=0)
-        training["oversample"] = over
-
-    # datasets
-    dspecs = _mapping(raw.get("datasets"), "datasets")
+def _datasets_section(spec, taxonomy, base_dir) -> dict:
+    """``datasets``: ``{name: DatasetSpec}``, at least one."""
+    dspecs = _mapping(spec, "datasets")
     if not dspecs:
         raise ConfigError("datasets: the config defines no dataset")
-    datasets = {}
-    for name, spec in dspecs.items():
-        datasets[str(name)] = _dataset_spec(str(name), spec, taxonomy, base_dir)
+    return {str(name): _dataset_spec(str(name), s, taxonomy, base_dir) for name, s in dspecs.items()}
 
-    # episodes
-    eps = raw.get("episodes")
+
+def _episodes_section(eps, datasets, conf) -> list:
+    """``episodes``: the validated schedule, its class heads and class weights checked against the datasets."""
     if not isinstance(eps, list) or not eps:
         raise ConfigError("episodes: expected a non-empty list of episodes")
     episodes = []
@@ -243,21 +199,7 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
         episodes = validate_schedule(episodes, datasets)
     except ScheduleError as err:
         raise ConfigError(f"episodes: {err}") from None
-    heads = conf.hier_class_heads
-    if heads:
-        trained = [d for ep in episodes for d in ep.dataset_names]
-        missing = sorted({datasets[d].label_set.name for d in trained} - set(heads))
-        if missing:
-            raise ConfigError(f"model: hier_class_heads {list(heads)} has no head for the label set(s) {missing} "
-                              f"of the trained datasets; add them (one head per dataset label set)")
-        names = sorted({datasets[d].label_set.name for d in trained})
-        untrained = [h for h in heads if h not in names]
-        if untrained:  # a typo: that head would never be trained, and the last head is the default
-            from ...errors import did_you_mean
-
-            raise ConfigError(f"model: hier_class_heads: head {untrained[0]!r} names no label set an episode trains "
-                              f"on{did_you_mean(untrained[0], names)}; the heads must be the label sets of the "
-                              f"trained datasets: {names}")
+    _check_class_heads(conf.hier_class_heads, episodes, datasets)
     for ep in episodes:
         if ep.class_weights:
             labels = set().union(*(datasets[d].label_set.labels for d in ep.dataset_names))
@@ -265,112 +207,38 @@ def load_config(config, *, base_dir=None) -> ExperimentConfig:
             if bad:
                 raise ConfigError(f"episodes: episode {ep.name!r}: class_weights name labels {bad} that none of "
                                   f"its datasets' label sets has")
+    return episodes
 
-    # tests
-    tests = []
-    tspecs = raw.get("tests")
+
+def _check_class_heads(heads, episodes, datasets) -> None:
+    """``model: hier_class_heads`` must be the label sets of the trained datasets, each once."""
+    if not heads:
+        return
+    trained = [d for ep in episodes for d in ep.dataset_names]
+    missing = sorted({datasets[d].label_set.name for d in trained} - set(heads))
+    if missing:
+        raise ConfigError(f"model: hier_class_heads {list(heads)} has no head for the label set(s) {missing} "
+                          f"of the trained datasets; add them (one head per dataset label set)")
+    names = sorted({datasets[d].label_set.name for d in trained})
+    untrained = [h for h in heads if h not in names]
+    if untrained:  # a typo: that head would never be trained, and the last head is the default
+        raise ConfigError(f"model: hier_class_heads: head {untrained[0]!r} names no label set an episode trains "
+                          f"on{did_you_mean(untrained[0], names)}; the heads must be the label sets of the "
+                          f"trained datasets: {names}")
+
+
+def _tests_section(tspecs, datasets, taxonomy) -> tuple:
+    """``tests``: one :class:`TestSpec` per entry, names unique."""
     tspecs = [] if tspecs is None else tspecs
     if not isinstance(tspecs, list):
         raise ConfigError("tests: expected a list of test sets")
-    seen = set()
+    tests, seen = [], set()
     for i, t in enumerate(tspecs):
         tests.append(_test_spec(i, t, datasets, taxonomy))
         if tests[-1].name in seen:
             raise ConfigError(f"tests: two test sets are named {tests[-1].name!r}")
         seen.add(tests[-1].name)
-
-    evaluation = _mapping(raw.get("evaluation"), "evaluation")
-    _unknown(evaluation, EVALUATION_KEYS, "evaluation")
-    from ...metrics import CONVENTIONS
-
-    evaluation.setdefault("convention", "conic")
-    if evaluation["convention"] not in CONVENTIONS:
-        raise ConfigError(f"evaluation: convention must be one of {CONVENTIONS}, got {evaluation['convention']!r}")
-    evaluation.setdefault("overlays", 2)
-    ov = evaluation["overlays"]
-    if ov is False or ov is None:
-        evaluation["overlays"] = 0
-    else:
-        _number(ov, "evaluation: overlays (images per test set)", lo=0, lo_open=False, integer=True)
-    for k in ("prob_thresh", "nms_thresh"):
-        if k in evaluation:
-            _number(evaluation[k], f"evaluation: {k}", lo=0, hi=1)
-    if evaluation.get("tune_thresholds") is not None:
-        evaluation["tune_thresholds"] = _tune_spec(evaluation, datasets, episodes)
-    if evaluation.get("curve") not in (None, False):
-        evaluation["curve"] = _curve_spec(evaluation["curve"], datasets)
-    else:
-        evaluation.pop("curve", None)
-
-    return ExperimentConfig(name=str(raw.get("name", "experiment")), seed=seed, taxonomy=taxonomy, model=model,
-                            training=training, datasets=datasets, episodes=episodes, tests=tuple(tests),
-                            evaluation=evaluation, out=raw.get("out"), raw=raw)
-
-
-def _tune_spec(evaluation, datasets, episodes) -> list:
-    """``evaluation: tune_thresholds``: datasets whose *validation* parts tune the thresholds.
-
-    Entries are dataset names or ``{dataset: NAME, split: val}``. Refused: a split other
-    than ``val`` (a test split, above all), a dataset that no episode trains on (its
-    validation split is as unseen as its test split), and fixed thresholds given too.
-    """
-    where = "evaluation: tune_thresholds"
-    spec = evaluation["tune_thresholds"]
-    if isinstance(spec, str):
-        spec = [spec]
-    if not isinstance(spec, list) or not spec:
-        raise ConfigError(f"{where}: expected a non-empty list of dataset names, got {spec!r}")
-    fixed = [k for k in ("prob_thresh", "nms_thresh") if k in evaluation]
-    if fixed:
-        raise ConfigError(f"{where}: cannot be combined with fixed {' and '.join(fixed)}")
-    trained = {d for ep in episodes for d in ep.dataset_names}
-    out = []
-    for e in spec:
-        e = {"dataset": e} if isinstance(e, str) else _mapping(e, where)
-        _unknown(e, {"dataset", "split"}, where)
-        d, split = e.get("dataset"), e.get("split", "val")
-        if d not in datasets:
-            raise ConfigError(f"{where}: unknown dataset {d!r}; known: {', '.join(datasets)}")
-        if split == "test":
-            raise ConfigError(f"{where}: thresholds tuned on the test split of {d!r} would be scored on the "
-                              "data they were tuned on; tune on the validation split ('val') of a training dataset")
-        if split != "val":
-            raise ConfigError(f"{where}: split must be 'val', got {split!r}")
-        if d not in trained:
-            raise ConfigError(f"{where}: dataset {d!r} is not trained on by any episode; tuning on its validation "
-                              "split uses the unseen domain (tune only on training datasets)")
-        if d not in out:
-            out.append(d)
-    return out
-
-
-CURVE_KEYS = {"datasets", "max_images"}
-
-
-def _curve_spec(spec, datasets) -> dict:
-    """``evaluation: curve``: validation loss, PQ and mPQ+ of the named datasets after every epoch.
-
-    ``{datasets: [NAME, ...], max_images: 4}`` (or just the list of names). A dataset may be
-    one the current episode does not train on (e.g. the target during pre-training); its
-    validation split is used, never its test split.
-    """
-    where = "evaluation: curve"
-    if isinstance(spec, (str, list)):
-        spec = {"datasets": spec}
-    spec = _mapping(spec, where)
-    _unknown(spec, CURVE_KEYS, where)
-    names = spec.get("datasets")
-    names = [names] if isinstance(names, str) else names
-    if not isinstance(names, list) or not names or not all(isinstance(d, str) for d in names):
-        raise ConfigError(f"{where}: datasets must be a non-empty list of dataset names, got {names!r}")
-    for d in names:
-        if d not in datasets:
-            raise ConfigError(f"{where}: unknown dataset {d!r}{did_you_mean(d, list(datasets))}; "
-                              f"known: {', '.join(datasets)}")
-        # every dataset has a non-empty validation split (checked with the dataset, and when read)
-    n = spec.get("max_images", 4)
-    _number(n, f"{where}: max_images", lo=1, lo_open=False, integer=True)
-    return {"datasets": list(dict.fromkeys(names)), "max_images": int(n)}
+    return tuple(tests)
 
 
 def _check_model(model: dict, tree):

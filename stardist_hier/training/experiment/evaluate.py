@@ -18,7 +18,7 @@ def evaluate_tests(model, cfg: ExperimentConfig, tests: dict, history: dict, out
 
     With ``evaluation: tune_thresholds`` the probability and NMS thresholds are first tuned
     on validation parts (``val_parts``, ``{dataset: Part}``), never on a test split (see
-    :func:`.config._tune_spec`), per test set by :func:`threshold_plan`: on the tested
+    :func:`.sections._tune_spec`), per test set by :func:`threshold_plan`: on the tested
     dataset's own validation split when the row trains on it, else on all trained datasets'.
     All are written to ``OUT/thresholds.json`` (``by_test``); the model folder keeps those
     tuned on the datasets named by ``tune_thresholds``.
@@ -28,20 +28,20 @@ def evaluate_tests(model, cfg: ExperimentConfig, tests: dict, history: dict, out
     from ...metrics import evaluate_cut, format_csv, tidy_rows
 
     ev = cfg.evaluation
-    kw = {k: ev[k] for k in ("prob_thresh", "nms_thresh") if k in ev}
+    kw = ev.thresholds
     by_test = {t.name: kw for t in cfg.tests}
-    if ev.get("tune_thresholds"):
+    if ev.tune_thresholds:
         import json
 
         plan = threshold_plan(cfg)
         tuned = {}  # tuple of datasets -> thresholds, each tuned once
-        for key in [tuple(ev["tune_thresholds"])] + [plan[t.name] for t in cfg.tests]:
+        for key in [ev.tune_thresholds] + [plan[t.name] for t in cfg.tests]:
             if key not in tuned:
                 tuned[key] = tune_thresholds(model, [val_parts[d] for d in key], verbose=verbose)
-        kw = tuned[tuple(ev["tune_thresholds"])]
+        kw = tuned[ev.tune_thresholds]
         by_test = {t.name: tuned[plan[t.name]] for t in cfg.tests}
         atomic_write_text(out / "thresholds.json", json.dumps(
-            {"tuned_on": [f"{d} (val)" for d in ev["tune_thresholds"]], **kw,
+            {"tuned_on": [f"{d} (val)" for d in ev.tune_thresholds], **kw,
              "by_test": {t.name: {"tuned_on": [f"{d} (val)" for d in plan[t.name]], **by_test[t.name]}
                          for t in cfg.tests}}, indent=1))
         # the model folder keeps those of all the tuning datasets (StarDist's thresholds.json):
@@ -73,11 +73,11 @@ def evaluate_tests(model, cfg: ExperimentConfig, tests: dict, history: dict, out
         preds = cache[key]
         gts, gcls = _with_ignore_instance(part)
         report = evaluate_cut(gts, [p[0] for p in preds], gcls, [p[1] for p in preds], label_set=own, cut=cut,
-                              convention=ev["convention"])
+                              convention=ev.convention)
         atomic_write_text(out / "tests" / f"{_safe(t.name)}.csv", format_csv(tidy_rows(report)))
         rows.append(_table_row(cfg, history, t, cut, report))
-        if ev.get("overlays"):
-            write_overlays(part, preds, cut, out / "overlays", t.name, n=int(ev["overlays"]))
+        if ev.overlays:
+            write_overlays(part, preds, cut, out / "overlays", t.name, n=ev.overlays)
     cols = ["Pre-train", "Eps", "Fine-tune", "Eps ", "Test", "Label set", "PQ", "mPQ+"]
     atomic_write_text(out / "results.csv", _csv(rows, cols))
     atomic_write_text(out / "results.md", _markdown(rows, cols, cfg))
@@ -99,7 +99,7 @@ def threshold_plan(cfg: ExperimentConfig) -> dict:
     """
     from ..schedule import trained_datasets
 
-    if not cfg.evaluation.get("tune_thresholds"):
+    if not cfg.evaluation.tune_thresholds:
         return {}
     trained = tuple(trained_datasets(cfg.episodes))
     return {t.name: (t.dataset,) if t.dataset in trained else trained for t in cfg.tests}
@@ -187,7 +187,7 @@ def episode_scores(model, cfg: ExperimentConfig, val_parts: dict, datasets, *, m
         gts, gcls = _with_ignore_instance(sub)
         own = cfg.datasets[d].label_set
         report = evaluate_cut(gts, [p[0] for p in preds], gcls, [p[1] for p in preds], label_set=own, cut=own,
-                              convention=cfg.evaluation["convention"])
+                              convention=cfg.evaluation.convention)
         out[f"{d}/PQ"] = float(report.binary.pq)
         out[f"{d}/mPQ+"] = float(report.mpq)
     return out
@@ -224,10 +224,10 @@ def curve_rows(model, cfg: ExperimentConfig, val_parts: dict, batches: dict, *, 
     """One ``evaluation: curve`` row per named dataset: validation loss (on ``batches[d]``, see
     :func:`validation_batch`) and PQ / mPQ+ (:func:`episode_scores`, fixed thresholds
     :data:`CURVE_THRESHOLDS`, at most ``max_images`` images) at the dataset's label set."""
-    spec = cfg.evaluation["curve"]
+    spec = cfg.evaluation.curve
     rows = []
-    for d in spec["datasets"]:
-        sc = episode_scores(model, cfg, val_parts, [d], max_images=spec["max_images"], thresholds=CURVE_THRESHOLDS)
+    for d in spec.datasets:
+        sc = episode_scores(model, cfg, val_parts, [d], max_images=spec.max_images, thresholds=CURVE_THRESHOLDS)
         rows.append({"episode": str(episode), "epoch": int(epoch), "global_epoch": int(global_epoch), "dataset": d,
                      **validation_losses(model, batches[d]),
                      "pq": sc.get(f"{d}/PQ", float("nan")), "mpq": sc.get(f"{d}/mPQ+", float("nan"))})

@@ -26,7 +26,7 @@ def _markdown(rows, cols, cfg) -> str:
     if cfg is not None:
         title = [f"# {cfg.name}", "",
                  f"PQ: class-agnostic PQ; mPQ+: mean over the test label set's labels of the per-label PQ "
-                 f"({cfg.evaluation['convention']} convention).", ""]
+                 f"({cfg.evaluation.convention} convention).", ""]
     table = format_markdown(_stripped(rows, cols), columns=[c.strip() for c in cols], digits=3)
     return ("\n".join(title) + "\n" if title else "") + table
 

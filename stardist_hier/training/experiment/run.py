@@ -71,14 +71,14 @@ def _run_locked(cfg, out, lock, *, restart, max_epochs, verbose) -> dict:
     from csbdeep.utils.tf import keras_import
 
     keras_import("utils", "set_random_seed")(cfg.seed)  # weight initialisation, NumPy, Python
-    if cfg.training.get("deterministic", True):
+    if cfg.training.deterministic:
         # resume = uninterrupted run, bit for bit (see stardist_hier.training.callback):
         # TensorFlow's deterministic kernels; process-wide and cannot be switched off again
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
     conf = Config2DHier(tree=cfg.taxonomy.tree, n_channel_in=3,
-                        **{"train_tensorboard": bool(cfg.training["tensorboard"]), **_model_kwargs(cfg.model)})
+                        **{"train_tensorboard": cfg.training.tensorboard, **_model_kwargs(cfg.model)})
     # validate every label before training (raises naming the image), before the folder is touched
     model = StarDist2DHier(conf, name="model", basedir=None)
     try:
@@ -109,13 +109,13 @@ def _run_locked(cfg, out, lock, *, restart, max_epochs, verbose) -> dict:
     training = cfg.training
     rare = None
     image_weights = None
-    if training.get("oversample"):
-        o = training["oversample"]
+    if training.oversample:
+        o = training.oversample
         rare = rare_images(data.classes, data.label_sets, threshold=float(o.get("threshold", 0.1)))
         image_weights = oversampling_weights(rare, float(o.get("factor", 2.0)))
     augmenter = None
-    if training.get("augment") not in (False, None):
-        augmenter = Augmenter(rare=rare, **{"seed": cfg.seed, **training["augment"]})
+    if training.augment is not None:
+        augmenter = Augmenter(rare=rare, **{"seed": cfg.seed, **training.augment})
 
     ck = out / "checkpoint"
     if restart:
@@ -126,25 +126,25 @@ def _run_locked(cfg, out, lock, *, restart, max_epochs, verbose) -> dict:
     extra = []
     if max_epochs is not None:
         extra.append(_epoch_limit(max_epochs))
-    hooks = [_episode_scorer(model, cfg, data.val, out)] if training["tensorboard"] else []
+    hooks = [_episode_scorer(model, cfg, data.val, out)] if training.tensorboard else []
     curve_cb = None
-    if cfg.evaluation.get("curve"):
+    if cfg.evaluation.curve is not None:
         curve_cb, curve_hook = _curve_recorder(model, cfg, data.val, out)
         hooks.insert(0, curve_hook)
         model.ensure_prepared()
         # in StarDist's list, so after the episode callback and before its checkpoint (commit_callback)
         model.callbacks.append(curve_cb)
     try:
-        cb = train_episodes(model, data, cfg.episodes, steps_per_epoch=training["steps_per_epoch"], seed=cfg.seed,
+        cb = train_episodes(model, data, cfg.episodes, steps_per_epoch=training.steps_per_epoch, seed=cfg.seed,
                             augmenter=augmenter, image_weights=image_weights, history_path=out / "history.json",
                             checkpoint_dir=ck, resume=not restart, fingerprint=cfg.fingerprint, callbacks=extra,
                             verbose=verbose, on_episode_end=_chain(hooks),
-                            input_workers=training.get("input_workers", 1))
+                            input_workers=training.input_workers)
     finally:
         if curve_cb is not None and curve_cb in model.callbacks:
             model.callbacks.remove(curve_cb)
     history = cb.history
-    if cfg.evaluation.get("curve"):
+    if cfg.evaluation.curve is not None:
         from .evaluate import write_curve
 
         write_curve(history, out, title=cfg.name)
@@ -222,13 +222,13 @@ def _curve_recorder(model, cfg, val_parts, out):
     from .evaluate import curve_rows, validation_batch, write_curve
 
     Callback = keras_import("callbacks", "Callback")
-    spec = cfg.evaluation["curve"]
+    spec = cfg.evaluation.curve
     batches = {}
     state = {"ecb": None}
 
     def get_batches():
         if not batches:
-            for i, d in enumerate(spec["datasets"]):
+            for i, d in enumerate(spec.datasets):
                 batches[d] = validation_batch(model, val_parts[d], seed=cfg.seed + 104729 * (i + 1),
                                               what=f"evaluation: curve: dataset {d!r} validation")
         return batches
