@@ -14,7 +14,7 @@ finds them all.
 
 from __future__ import annotations
 
-__all__ = ["UserError", "InputError", "ModelFolderError", "RunFolderError", "TreeError", "LabelSetError", "did_you_mean", "shorten",
+__all__ = ["UserError", "InputError", "ParameterError", "ModelFolderError", "RunFolderError", "TreeError", "LabelSetError", "did_you_mean", "shorten",
            "MAX_MESSAGE"]
 
 #: Longest error message the command line prints (characters); longer ones are cut with "...".
@@ -27,6 +27,33 @@ class UserError(ValueError):
 
 class InputError(UserError):
     """A bad input file or argument (image, slide, folder, option value)."""
+
+
+class ParameterError(InputError):
+    """A bad value of a library parameter: the message starts with the parameters' names.
+
+    A library function names its own parameters (``block_size 0: must be positive``); a
+    command line that exposes them as flags says its flags instead with :meth:`renamed`.
+
+    Parameters
+    ----------
+    names : str or sequence of str
+        The parameters the message is about (joined by ``/`` at its start).
+    detail : str
+        The rest of the message (``": must be positive"``, ``" 0: must be positive"``).
+    """
+
+    def __init__(self, names, detail: str):
+        self.names = (names,) if isinstance(names, str) else tuple(names)
+        self.detail = str(detail)
+        super().__init__("/".join(self.names) + self.detail)
+
+    def renamed(self, names) -> ParameterError:
+        """The same error, each parameter named as ``names`` (a mapping) says, the others as they are."""
+        return type(self)([names.get(n, n) for n in self.names], self.detail)
+
+    def __reduce__(self):  # picklable (errors travel back from Dask workers)
+        return type(self), (self.names, self.detail)
 
 
 class ModelFolderError(UserError):

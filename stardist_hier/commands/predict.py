@@ -51,6 +51,12 @@ Exit code: 0 all inputs done, 1 some failed (rerun with --resume to retry them o
 
 _FORMATS_HINT = "geojson, csv, parquet, labels, overlay"
 
+#: The flag of each prediction option (the library's messages name the parameter, the command line its flag).
+FLAGS = {"formats": "--format", "label_sets": "--label-set", "taxonomy": "--taxonomy", "abstain": "--abstain",
+         "mpp": "--mpp", "input_mpp": "--input-mpp", "tissue_mask": "--no-tissue-mask", "block_size": "--block-size",
+         "min_overlap": "--min-overlap", "context": "--context", "n_tiles": "--n-tiles",
+         "prob_thresh": "--prob-thresh", "nms_thresh": "--nms-thresh", "backend": "--backend"}
+
 
 def add_arguments(parser) -> None:
     from ..predict.pipeline import DEFAULT_BLOCK_SIZE, DEFAULT_MIN_OVERLAP
@@ -107,41 +113,36 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..console import import_tensorflow, quiet_stardist
+    from ..errors import ParameterError
     from ..models.pretrained import resolve_model
-    from ..predict import runner
+    from ..predict import PredictOptions, predict_to_folder
 
     args.model = resolve_model(args.model, what="--model")  # a folder, or a registered name (fetched if need be)
-    import_tensorflow()  # TensorFlow's start-up notices held back
-
-    if args.workers is not None or args.scheduler is not None:
-        return _run_distributed(args)
-    with quiet_stardist(2 if args.verbose else 1):  # StarDist's status prints unless -v
-        summary = _predict(args, runner)
+    try:
+        options = PredictOptions(
+            formats=args.format, label_sets=args.label_set, taxonomy=args.taxonomy, abstain=args.abstain,
+            mpp=args.mpp, input_mpp=args.input_mpp, tissue_mask=args.tissue_mask, block_size=args.block_size,
+            min_overlap=args.min_overlap, context=args.context, n_tiles=args.n_tiles, prob_thresh=args.prob_thresh,
+            nms_thresh=args.nms_thresh, backend=args.backend)
+        import_tensorflow()  # TensorFlow's start-up notices held back
+        if args.workers is not None or args.scheduler is not None:
+            return _run_distributed(args, options)
+        with quiet_stardist(2 if args.verbose else 1):  # StarDist's status prints unless -v
+            summary = predict_to_folder(args.inputs, model=args.model, out=args.out, options=options,
+                                        resume=args.resume, progress=not args.quiet)  # a bar on a terminal
+    except ParameterError as e:
+        raise e.renamed(FLAGS) from None
     print(summary.line())
     return 0
 
 
-def _predict(args, runner):
-    return runner.predict_to_folder(
-        args.inputs, model=args.model, out=args.out, formats=args.format, label_sets=args.label_set,
-        taxonomy=args.taxonomy, abstain=args.abstain, mpp=args.mpp, input_mpp=args.input_mpp,
-        tissue_mask=args.tissue_mask, block_size=args.block_size, min_overlap=args.min_overlap,
-        context=args.context, n_tiles=args.n_tiles, prob_thresh=args.prob_thresh, nms_thresh=args.nms_thresh,
-        backend=args.backend, resume=args.resume,
-        progress=not args.quiet)  # a bar on a terminal, plain lines in a log
-
-
-def _run_distributed(args) -> int:
+def _run_distributed(args, options) -> int:
     """On Dask (stardist_hier.predict.distributed): per-input table, exit code 1 when some inputs failed."""
     from ..predict.distributed import predict_distributed
 
     summary = predict_distributed(
         args.inputs, model=args.model, out=args.out, workers=args.workers, scheduler=args.scheduler,
-        formats=args.format, label_sets=args.label_set, taxonomy=args.taxonomy, abstain=args.abstain, mpp=args.mpp,
-        input_mpp=args.input_mpp, tissue_mask=args.tissue_mask, block_size=args.block_size,
-        min_overlap=args.min_overlap, context=args.context, n_tiles=args.n_tiles, prob_thresh=args.prob_thresh,
-        nms_thresh=args.nms_thresh, backend=args.backend, resume=args.resume,
-        progress=not args.quiet, log=lambda s: print(s, file=sys.stderr))
+        options=options, resume=args.resume, progress=not args.quiet, log=lambda s: print(s, file=sys.stderr))
     print(summary.table())
     print(summary.line())
     return 1 if summary.n_failed else 0

@@ -39,8 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from .pipeline import DEFAULT_BLOCK_SIZE, DEFAULT_MIN_OVERLAP, PredictStats, list_inputs, load_model
-from .runner import (OutputFolder, _writer_classes, check_out_folder, check_predict_options, check_targets,
+from .options import PredictOptions
+from .pipeline import PredictStats, list_inputs, load_model
+from .runner import (OutputFolder, _writer_classes, check_out_folder, check_slide_formats, check_targets,
                      output_record, output_targets, plural, predict_to_folder, resolve_label_sets)
 
 __all__ = ["DistributedSummary", "InputResult", "ModelPlugin", "predict_distributed", "predict_one",
@@ -293,7 +294,7 @@ def _worker_address() -> str:
         return ""
 
 
-def predict_one(path, *, model_dir, out, formats, options: dict) -> InputResult:
+def predict_one(path, *, model_dir, out, options: PredictOptions, writers=None) -> InputResult:
     """One input through :func:`~stardist_hier.predict.runner.predict_to_folder`, with the worker's model.
 
     Never raises for a bad input: the error is returned in the :class:`InputResult`,
@@ -304,13 +305,13 @@ def predict_one(path, *, model_dir, out, formats, options: dict) -> InputResult:
     worker = _worker_address()
     model, lock, tf_threads = _worker_model(model_dir)
     loads = _model_loads.get(str(Path(model_dir).resolve()), 0)
-    _, classes = _writer_classes(formats, options.get("writers"))
+    formats, classes = _writer_classes(options.formats, writers)
     targets = output_targets(out, path, formats, classes, extras=True)
     before = {t for t in targets if t.exists()}
     try:
         with lock:  # the client holds the output folder's lock and recorded the options
-            s = predict_to_folder([path], model=model, out=out, formats=formats, resume=False, progress=False,
-                                  guard=False, **options)
+            s = predict_to_folder([path], model=model, out=out, options=options, resume=False, progress=False,
+                                  guard=False, writers=writers)
     except Exception as e:  # noqa: BLE001 - reported per input, the others go on
         for t in targets:
             if t not in before:
@@ -325,38 +326,22 @@ def predict_one(path, *, model_dir, out, formats, options: dict) -> InputResult:
 
 
 # ------------------------------------------------------------------------ client side
-def _validate(inputs, *, model, out, formats, label_sets, taxonomy, abstain, mpp, input_mpp, block_size,
-              min_overlap, context, writers, n_tiles=None, prob_thresh=None, nms_thresh=None, tissue_mask=True):
+def _validate(inputs, *, model, out, options: PredictOptions, writers=None):
     """The runner's checks, without reading the inputs' pixels; returns (files, formats, classes, out, folder)."""
-    from ..models import _stardist_big_compat as big
     from ..slides import is_slide_path
 
-    formats, classes = _writer_classes(formats, writers)
-    check_predict_options(abstain=abstain, mpp=mpp, input_mpp=input_mpp, block_size=block_size,
-                          min_overlap=min_overlap, context=context, n_tiles=n_tiles, prob_thresh=prob_thresh,
-                          nms_thresh=nms_thresh)
+    formats, classes = _writer_classes(options.formats, writers)
     out = check_out_folder(out)
     files = list_inputs(inputs)
     check_targets(files, out, formats, classes)
     m = load_model(model)
-    sets = resolve_label_sets(m, label_sets, taxonomy=taxonomy)
-    if abstain is not None and not m.is_multiclass:
-        raise InputError("--abstain: the model predicts no classes (segmentation only)")
-    try:
-        big.block_params(m, block_size=block_size, min_overlap=min_overlap, context=context)
-    except ValueError as e:
-        raise InputError(f"--block-size/--min-overlap/--context: {e}") from None
-    folder = OutputFolder(out, output_record(m, sets, abstain=abstain, mpp=mpp, input_mpp=input_mpp,
-                                             tissue_mask=tissue_mask, block_size=block_size,
-                                             min_overlap=min_overlap, context=context, n_tiles=n_tiles,
-                                             prob_thresh=prob_thresh, nms_thresh=nms_thresh))
+    sets = resolve_label_sets(m, options.label_sets, taxonomy=options.taxonomy)
+    options.check_model(m)
+    folder = OutputFolder(out, output_record(m, sets, **options.recorded()))
     folder.check()
-    bad = [k for k in formats if not getattr(classes[k], "slide_ok", True)]
-    if bad:
-        for f in files:
-            if is_slide_path(f):
-                raise InputError(f"--format {bad[0]}: not available for the slide {f} "
-                                 f"(it needs the whole image in memory); use it for images only")
+    for f in files:
+        if is_slide_path(f):
+            check_slide_formats(f, formats, classes)
     return files, formats, classes, out, folder
 
 
@@ -400,20 +385,16 @@ def _cores() -> int:
 
 
 def predict_distributed(inputs, *, model, out, workers: int | None = None, scheduler: str | None = None,
-                        formats=("geojson",), label_sets=None, taxonomy=None, abstain: float | None = None,
-                        mpp: float | None = None, input_mpp: float | None = None, tissue_mask: bool = True,
-                        block_size=DEFAULT_BLOCK_SIZE, min_overlap=DEFAULT_MIN_OVERLAP, context=None, n_tiles=None,
-                        prob_thresh=None, nms_thresh=None, backend=None, resume: bool = False,
-                        progress: bool = False, tf_threads: int | None = None, log=None,
-                        writers=None) -> DistributedSummary:
+                        options: PredictOptions | None = None, resume: bool = False, progress: bool = False,
+                        tf_threads: int | None = None, log=None, writers=None, **keywords) -> DistributedSummary:
     """Predict every input on Dask, one task per input; see :func:`~stardist_hier.predict.runner.predict_to_folder`.
 
     Parameters
     ----------
-    inputs, model, out, formats, label_sets, taxonomy, abstain, mpp, input_mpp, tissue_mask, block_size,
-    min_overlap, context, n_tiles, prob_thresh, nms_thresh, backend, resume, writers
-        As for :func:`~stardist_hier.predict.runner.predict_to_folder`; ``model`` must be a
-        folder that every worker can read, ``out`` a folder every worker can write.
+    inputs, model, out, options, resume, writers, **keywords
+        As for :func:`~stardist_hier.predict.runner.predict_to_folder` (the options as one
+        :class:`~stardist_hier.predict.options.PredictOptions` or as its fields); ``model``
+        must be a folder that every worker can read, ``out`` a folder every worker can write.
     workers : int, optional
         Start a ``LocalCluster`` of this many worker processes (one thread each, bound to
         127.0.0.1, dashboard on a random port), closed at the end.
@@ -449,16 +430,10 @@ def predict_distributed(inputs, *, model, out, workers: int | None = None, sched
         raise InputError("--scheduler: give the scheduler's address, e.g. tcp://HOST:8786")
     if tf_threads is not None and (not isinstance(tf_threads, int) or tf_threads < 1):
         raise InputError(f"tf_threads {tf_threads}: must be at least 1")
+    options = PredictOptions.of(options, **keywords)
     model_dir = Path(model).resolve()
-    files, formats, classes, out, folder = _validate(
-        inputs, model=model_dir, out=out, formats=formats, label_sets=label_sets, taxonomy=taxonomy, abstain=abstain,
-        mpp=mpp, input_mpp=input_mpp, block_size=block_size, min_overlap=min_overlap, context=context,
-        writers=writers, n_tiles=n_tiles, prob_thresh=prob_thresh, nms_thresh=nms_thresh, tissue_mask=tissue_mask)
-    options = dict(label_sets=label_sets, taxonomy=taxonomy, abstain=abstain, mpp=mpp, input_mpp=input_mpp,
-                   tissue_mask=tissue_mask, block_size=block_size, min_overlap=min_overlap, context=context,
-                   n_tiles=n_tiles, prob_thresh=prob_thresh, nms_thresh=nms_thresh, backend=backend)
-    if writers is not None:
-        options["writers"] = writers
+    files, formats, classes, out, folder = _validate(inputs, model=model_dir, out=out, options=options,
+                                                     writers=writers)
     out = out.resolve()
 
     def complete(f):
@@ -491,8 +466,8 @@ def predict_distributed(inputs, *, model, out, workers: int | None = None, sched
                 log(f"{where}; dashboard: {link}")
             plugin = _plugin_class()(model_dir, tf_threads=tf_threads, host_workers=host_workers)
             client.register_plugin(plugin, name=plugin.name)
-            futures = {client.submit(predict_one, str(f.resolve()), model_dir=str(model_dir), out=str(out), formats=formats,
-                                     options=options, key=f"stardist-hier-predict-{i}-{f.stem}-{os.getpid()}-"
+            futures = {client.submit(predict_one, str(f.resolve()), model_dir=str(model_dir), out=str(out),
+                                     options=options, writers=writers, key=f"stardist-hier-predict-{i}-{f.stem}-{os.getpid()}-"
                                                           f"{time.time_ns()}", pure=False, retries=0): f
                        for i, f in enumerate(pending)}
             bar = progress_bar(total=len(pending), verbose=int(bool(progress)), unit="input", desc="inputs")

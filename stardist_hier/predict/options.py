@@ -1,26 +1,30 @@
 """The settings of one prediction run, as one validated object.
 
 :class:`PredictOptions` is built once (by :func:`~stardist_hier.predict.runner.predict_to_folder`,
-:func:`~stardist_hier.predict.distributed.predict_distributed` or the ``predict`` command)
-and checks its values where it is built. Its messages name parameters (``block_size``);
-the command line translates them to its flags.
+:func:`~stardist_hier.predict.distributed.predict_distributed`,
+:func:`~stardist_hier.predict.pipeline.plan_prediction` from their keywords, or by the
+``predict`` command) and checks its values where it is built. Its messages name parameters
+(:class:`~stardist_hier.errors.ParameterError`: ``block_size 0: must be positive``); the
+command line renames them to its flags (``--block-size``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 
-from ..errors import InputError, shorten
-from .pipeline import DEFAULT_BLOCK_SIZE, DEFAULT_MIN_OVERLAP
+from ..errors import ParameterError, shorten
 
-__all__ = ["PredictOptions", "RECORDED"]
+__all__ = ["PredictOptions", "RECORDED", "PLANNED", "DEFAULT_BLOCK_SIZE", "DEFAULT_MIN_OVERLAP"]
+
+DEFAULT_BLOCK_SIZE = 1024
+DEFAULT_MIN_OVERLAP = 128
 
 #: The options recorded with an output folder (they change the outputs' content), in record order.
 RECORDED = ("abstain", "mpp", "input_mpp", "tissue_mask", "block_size", "min_overlap", "context", "n_tiles",
             "prob_thresh", "nms_thresh")
 #: The options :func:`~stardist_hier.predict.pipeline.plan_prediction` takes.
-_PLANNED = ("mpp", "input_mpp", "block_size", "min_overlap", "context", "tissue_mask", "backend", "prob_thresh",
+PLANNED = ("mpp", "input_mpp", "block_size", "min_overlap", "context", "tissue_mask", "backend", "prob_thresh",
             "nms_thresh", "n_tiles")
 
 
@@ -60,8 +64,8 @@ class PredictOptions:
 
     Raises
     ------
-    InputError
-        When built with a value out of range, naming the parameter.
+    ParameterError
+        When built with a value out of range, naming the parameter (an :class:`InputError`).
     """
 
     formats: tuple = ("geojson",)
@@ -103,12 +107,68 @@ class PredictOptions:
             _whole("context", self.context, 0)
         if self.n_tiles is not None:
             if not isinstance(self.n_tiles, (list, tuple)) or len(self.n_tiles) != 2:
-                raise InputError(f"n_tiles {shorten(self.n_tiles)}: give two whole numbers NY NX")
+                raise ParameterError("n_tiles", f" {shorten(self.n_tiles)}: give two whole numbers NY NX")
             _whole("n_tiles", self.n_tiles, 1)
+
+    @classmethod
+    def of(cls, options: PredictOptions | None = None, /, **keywords) -> PredictOptions:
+        """``options`` with ``keywords`` replacing some of its fields, or the options of ``keywords`` alone.
+
+        The one way a function taking ``options=`` or the fields as keywords builds them
+        (validated either way).
+
+        Raises
+        ------
+        TypeError
+            ``options`` not a :class:`PredictOptions`, or a keyword that is no field.
+        ParameterError
+            A value out of range.
+        """
+        unknown = sorted(set(keywords) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TypeError(f"unexpected keyword argument {unknown[0]!r} (not a field of PredictOptions)")
+        if options is None:
+            return cls(**keywords)
+        if not isinstance(options, cls):
+            raise TypeError(f"options must be a PredictOptions, got {type(options).__name__}")
+        return replace(options, **keywords) if keywords else options
 
     def plan_kwargs(self) -> dict:
         """Keywords of :func:`~stardist_hier.predict.pipeline.plan_prediction`."""
-        return {k: getattr(self, k) for k in _PLANNED}
+        return {k: getattr(self, k) for k in PLANNED}
+
+    def check_model(self, model) -> None:
+        """What can be checked against the model before any input is read.
+
+        Raises
+        ------
+        ParameterError
+            ``abstain`` for a model that predicts no classes; block parameters the model's
+            grid and receptive field refuse (:meth:`block_params`).
+        """
+        if self.abstain is not None and not model.is_multiclass:
+            raise ParameterError("abstain", ": the model predicts no classes (segmentation only)")
+        self.block_params(model)
+
+    def block_params(self, model):
+        """StarDist's block parameters for ``model`` (``block_size="auto"``: chosen from the model).
+
+        Raises
+        ------
+        ParameterError
+            Naming ``block_size/min_overlap/context`` with StarDist's reason.
+        """
+        from ..models import _stardist_big_compat as big
+
+        block_size = self.block_size
+        if isinstance(block_size, str) and block_size == "auto":
+            from .blocks import auto_block_size
+
+            block_size = auto_block_size(model, min_overlap=self.min_overlap, context=self.context)
+        try:
+            return big.block_params(model, block_size=block_size, min_overlap=self.min_overlap, context=self.context)
+        except ValueError as e:
+            raise ParameterError(("block_size", "min_overlap", "context"), f": {e}") from None
 
     def recorded(self) -> dict:
         """The options an output folder records (:func:`~stardist_hier.predict.runner.output_record`)."""
@@ -124,13 +184,13 @@ def _number(name, v, lo, hi, *, lo_open=False, hi_open=False) -> None:
     ok = ok and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
     if not ok:
         rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-        raise InputError(f"{name} {shorten(v)}: must be a number in {rng}")
+        raise ParameterError(name, f" {shorten(v)}: must be a number in {rng}")
 
 
 def _whole(name, v, lo) -> None:
     vals = list(v) if isinstance(v, (list, tuple)) else [v]
     for x in vals:
         if isinstance(x, bool) or not hasattr(x, "__index__"):
-            raise InputError(f"{name} {shorten(v)}: must be a whole number")
+            raise ParameterError(name, f" {shorten(v)}: must be a whole number")
         if int(x) < lo:
-            raise InputError(f"{name} {shorten(v)}: must be {'positive' if lo > 0 else 'non-negative'}")
+            raise ParameterError(name, f" {shorten(v)}: must be {'positive' if lo > 0 else 'non-negative'}")

@@ -23,21 +23,19 @@ TensorFlow is imported only when a model is loaded (:func:`load_model`); plannin
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, ModelFolderError
+from ..errors import InputError, ModelFolderError, ParameterError
 from .nuclei import Nuclei
+from .options import DEFAULT_BLOCK_SIZE, DEFAULT_MIN_OVERLAP, PLANNED, PredictOptions
 
 __all__ = ["PredictionPlan", "PredictStats", "plan_prediction", "predict_nuclei", "predict_all", "list_inputs",
            "load_model", "model_normalization", "DEFAULT_BLOCK_SIZE", "DEFAULT_MIN_OVERLAP"]
 
-DEFAULT_BLOCK_SIZE = 1024
-DEFAULT_MIN_OVERLAP = 128
 
 
 @dataclass
@@ -225,10 +223,7 @@ def list_inputs(paths) -> list:
     return out
 
 
-def plan_prediction(model, source, *, mpp: float | None = None, input_mpp: float | None = None,
-                    block_size=DEFAULT_BLOCK_SIZE, min_overlap=DEFAULT_MIN_OVERLAP, context=None,
-                    tissue_mask: bool = True, backend: str | None = None, prob_thresh: float | None = None,
-                    nms_thresh: float | None = None, n_tiles=None) -> PredictionPlan:
+def plan_prediction(model, source, *, options: PredictOptions | None = None, **keywords) -> PredictionPlan:
     """Open and validate one input; decide level, resampling, blocks, tissue and normalisation (no network run).
 
     The model's input normalisation (``hier_normalize``, :func:`model_normalization`) is
@@ -242,29 +237,39 @@ def plan_prediction(model, source, *, mpp: float | None = None, input_mpp: float
         The model (its channels, grid, receptive field and ``config.hier_mpp``).
     source : str, Path, ndarray or SlideReader
         An image or slide file, an in-memory image ``(H, W[, C])`` uint8, or an open reader.
-    mpp : float, optional
-        Target pixel size (microns per pixel); default the model's ``config.hier_mpp``.
-    input_mpp : float, optional
-        Pixel size of the input's level 0, overriding the file's metadata (required for a
-        slide without one).
-    block_size, min_overlap, context : int or pair of int
-        StarDist's block parameters at the target pixel size (``context=None``: the
-        network's receptive field). Nuclei must be smaller than ``min_overlap``.
-    tissue_mask : bool
-        Skip blocks without tissue (slides only; Otsu on saturation of a low level).
-    backend : {"openslide", "tiffslide"}, optional
-        Slide reader backend.
-    prob_thresh, nms_thresh, n_tiles
-        Passed to ``predict_instances``.
+    options : PredictOptions, optional
+        The run's options; of these the planning reads (:data:`~stardist_hier.predict.options.PLANNED`):
+
+        * ``mpp``: target pixel size (microns per pixel); default the model's ``config.hier_mpp``;
+        * ``input_mpp``: pixel size of the input's level 0, overriding the file's metadata
+          (required for a slide without one);
+        * ``block_size``, ``min_overlap``, ``context``: StarDist's block parameters at the
+          target pixel size (``context=None``: the network's receptive field;
+          ``block_size="auto"``: chosen from the model). Nuclei must be smaller than ``min_overlap``;
+        * ``tissue_mask``: skip blocks without tissue (slides only; Otsu on saturation of a low level);
+        * ``backend``: slide reader backend, ``"openslide"`` or ``"tiffslide"``;
+        * ``prob_thresh``, ``nms_thresh``, ``n_tiles``: passed to ``predict_instances``.
+    **keywords
+        Those options as keywords instead (or replacing fields of ``options``), e.g.
+        ``plan_prediction(model, path, mpp=0.5, tissue_mask=False)``.
 
     Raises
     ------
     InputError
-        Naming the input: unreadable, no pixel size for a slide, wrong number of channels,
-        bad block parameters.
+        Naming the input: unreadable, no pixel size for a slide, wrong number of channels;
+        or naming the option (:class:`~stardist_hier.errors.ParameterError`): a value out
+        of range, bad block parameters.
+    TypeError
+        A keyword that is not one of the planned options.
     """
     from ..models import _stardist_big_compat as big
     from ..slides import ArrayReader, SlideArray, SlideReader, open_input
+
+    extra = sorted(set(keywords) - set(PLANNED))
+    if extra:
+        raise TypeError(f"plan_prediction() got an unexpected keyword argument {extra[0]!r}")
+    options = PredictOptions.of(options, **keywords)  # validated once, here or where it was built
+    mpp, input_mpp = options.mpp, options.input_mpp
 
     if isinstance(source, SlideReader):
         reader, path = source, source.path
@@ -274,14 +279,11 @@ def plan_prediction(model, source, *, mpp: float | None = None, input_mpp: float
         reader, path = ArrayReader(source, mpp=input_mpp), None
     else:
         path = Path(source)
-        reader = open_input(path, mpp=input_mpp, backend=backend)
+        reader = open_input(path, mpp=input_mpp, backend=options.backend)
     name = str(path) if path is not None else "<array>"
     try:
         reader.probe()
         target = mpp if mpp is not None else getattr(model.config, "hier_mpp", None)
-        for opt, v in (("--mpp", mpp), ("--input-mpp", input_mpp)):
-            if v is not None and not (isinstance(v, (int, float)) and 0 < v < 100 and math.isfinite(v)):
-                raise InputError(f"{opt} {v}: must be a pixel size in microns, between 0 and 100")
         if reader.is_slide:
             if reader.mpp is None:
                 raise InputError(f"{name}: the slide does not state its pixel size; give it with --input-mpp")
@@ -289,9 +291,9 @@ def plan_prediction(model, source, *, mpp: float | None = None, input_mpp: float
                 raise InputError(f"{name}: the model's training pixel size (config hier_mpp) is unknown; "
                                  f"give it with --mpp")
         elif target is None and input_mpp is not None:
-            raise InputError(f"--input-mpp {input_mpp}: the model's training pixel size is unknown (no hier_mpp in "
-                             f"its config.json), so {name} cannot be resampled to it; give the model's pixel size "
-                             f"with --mpp, or leave out --input-mpp to predict at the image's own resolution")
+            raise ParameterError("input_mpp", f" {input_mpp}: the model's training pixel size is unknown (no hier_mpp "
+                                 f"in its config.json), so {name} cannot be resampled to it; give the model's pixel "
+                                 f"size with --mpp, or leave out --input-mpp to predict at the image's own resolution")
         elif target is None and reader.mpp is not None:
             _warn_pixel_size(f"the model's training pixel size is unknown (no hier_mpp in its config.json): "
                              f"images are predicted at their own resolution, whatever pixel size they state; "
@@ -306,17 +308,9 @@ def plan_prediction(model, source, *, mpp: float | None = None, input_mpp: float
             raise InputError(f"{name}: image has {reader.channels} channel(s), the model expects {cin}")
         norm = model_normalization(model)
         image = SlideArray(reader, downsample=downsample)  # its levels are fitted by plan.prepare()
-        if isinstance(block_size, str) and block_size == "auto":
-            from .blocks import auto_block_size
-
-            block_size = auto_block_size(model, min_overlap=min_overlap, context=context)
-        try:
-            params = big.block_params(model, block_size=block_size, min_overlap=min_overlap, context=context)
-        except ValueError as e:
-            raise InputError(f"--block-size/--min-overlap/--context: {e}") from None
+        params = options.block_params(model)
         blocks = big.cover(model, image.shape[:2], params, channels=image.shape[2])
-        kw = {k: v for k, v in (("prob_thresh", prob_thresh), ("nms_thresh", nms_thresh), ("n_tiles", n_tiles))
-              if v is not None}
+        kw = {k: getattr(options, k) for k in ("prob_thresh", "nms_thresh", "n_tiles") if getattr(options, k) is not None}
         if "n_tiles" in kw:
             kw["n_tiles"] = tuple(kw["n_tiles"]) + (1,) * (3 - len(kw["n_tiles"]))
     except BaseException:
@@ -324,7 +318,7 @@ def plan_prediction(model, source, *, mpp: float | None = None, input_mpp: float
             reader.close()
         raise
     return PredictionPlan(path, reader, image, blocks, reader.mpp, target, params.min_overlap, kw,
-                          use_tissue_mask=bool(tissue_mask), normalization=norm)
+                          use_tissue_mask=bool(options.tissue_mask), normalization=norm)
 
 
 def _prepare(plan: PredictionPlan) -> dict:

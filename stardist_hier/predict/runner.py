@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError, RunFolderError, did_you_mean, shorten
+from ..errors import InputError, ParameterError, RunFolderError, did_you_mean, shorten
 from ..io.lock import LOCK_INFO_NAME, LOCK_NAME, FolderLock
-from .pipeline import (DEFAULT_BLOCK_SIZE, DEFAULT_MIN_OVERLAP, PixelSizeWarning, PredictStats, list_inputs,
-                       load_model, plan_prediction, predict_nuclei)
+from .options import PredictOptions
+from .pipeline import PixelSizeWarning, PredictStats, list_inputs, load_model, plan_prediction, predict_nuclei
 
 __all__ = ["RunSummary", "predict_to_folder", "resolve_label_sets", "check_out_folder", "output_targets",
-           "check_targets", "check_predict_options", "output_record", "check_output_record", "OutputFolder",
-           "RECORD_NAME"]
+           "check_targets", "check_slide_formats", "output_record", "check_output_record", "OutputFolder", "RECORD_NAME"]
 
 #: The record of the options an output folder's files were made with (see :class:`OutputFolder`).
 RECORD_NAME = ".stardist-hier-predict.json"
@@ -147,53 +145,6 @@ def _same_file(a, b) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
-
-
-def check_predict_options(*, abstain=None, mpp=None, input_mpp=None, block_size=DEFAULT_BLOCK_SIZE,
-                          min_overlap=DEFAULT_MIN_OVERLAP, context=None, n_tiles=None, prob_thresh=None,
-                          nms_thresh=None) -> None:
-    """Range of every numeric option of prediction, named as on the command line.
-
-    Raises
-    ------
-    InputError
-        ``--abstain`` outside (0, 1], ``--prob-thresh``/``--nms-thresh`` outside (0, 1),
-        a pixel size outside (0, 100), a block size, overlap or context that is not a
-        positive (overlap, context: non-negative) whole number, ``--n-tiles`` not two
-        positive whole numbers.
-    """
-    def number(opt, v, lo, hi, *, lo_open=False, hi_open=False):
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        ok = ok and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-        if not ok:
-            rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-            raise InputError(f"{opt} {shorten(v)}: must be a number in {rng}")
-
-    def whole(opt, v, lo):
-        vals = list(v) if isinstance(v, (list, tuple)) else [v]
-        for x in vals:
-            if isinstance(x, bool) or not hasattr(x, "__index__"):
-                raise InputError(f"{opt} {shorten(v)}: must be a whole number")
-            if int(x) < lo:
-                raise InputError(f"{opt} {shorten(v)}: must be {'positive' if lo > 0 else 'non-negative'}")
-
-    if abstain is not None:
-        number("--abstain", abstain, 0, 1, lo_open=True)
-    if prob_thresh is not None:
-        number("--prob-thresh", prob_thresh, 0, 1, lo_open=True, hi_open=True)
-    if nms_thresh is not None:
-        number("--nms-thresh", nms_thresh, 0, 1, lo_open=True, hi_open=True)
-    for opt, v in (("--mpp", mpp), ("--input-mpp", input_mpp)):
-        if v is not None:
-            number(opt, v, 0, 100, lo_open=True, hi_open=True)
-    whole("--block-size", block_size, 1)
-    whole("--min-overlap", min_overlap, 0)
-    if context is not None:
-        whole("--context", context, 0)
-    if n_tiles is not None:
-        if not isinstance(n_tiles, (list, tuple)) or len(n_tiles) != 2:
-            raise InputError(f"--n-tiles {shorten(n_tiles)}: give two whole numbers NY NX")
-        whole("--n-tiles", n_tiles, 1)
 
 
 def _model_fingerprint(model) -> str:
@@ -319,22 +270,22 @@ class OutputFolder:
 
 
 def resolve_label_sets(model, names, *, taxonomy=None) -> list:
-    """The :class:`~stardist_hier.tree.LabelSet` objects named by ``--label-set`` (default: the tree's leaves).
+    """The :class:`~stardist_hier.tree.LabelSet` objects named by ``names`` (default: the tree's leaves).
 
     ``"leaves"`` and ``"root"`` name the identity cut and the root; other names come
     from ``taxonomy`` (a path, a :class:`~stardist_hier.tree.Taxonomy`, or the default).
 
     Raises
     ------
-    InputError
-        Naming ``--label-set``: unknown name, or a set on another tree than the model's.
+    ParameterError
+        Naming ``label_sets``: unknown name, or a set on another tree than the model's.
     """
     from ..tree import LabelSet, Taxonomy, default_taxonomy
 
     tree = model.tree if model.is_multiclass else None
     if tree is None:
         if names:
-            raise InputError(f"--label-set {names[0]}: the model predicts no classes (segmentation only)")
+            raise ParameterError("label_sets", f" {names[0]}: the model predicts no classes (segmentation only)")
         return []
     if not names:
         return [LabelSet.leaves_of(tree)]
@@ -355,11 +306,11 @@ def resolve_label_sets(model, names, *, taxonomy=None) -> list:
             else:
                 tax = default_taxonomy()
         if name not in tax:
-            raise InputError(f"--label-set {name}: unknown label set{did_you_mean(name, tax.names())}; "
-                             f"known: {', '.join(dict.fromkeys([*tax.names(), 'leaves', 'root']))}")
+            raise ParameterError("label_sets", f" {name}: unknown label set{did_you_mean(name, tax.names())}; "
+                                               f"known: {', '.join(dict.fromkeys([*tax.names(), 'leaves', 'root']))}")
         ls = tax[name]
         if ls.tree != tree:
-            raise InputError(f"--label-set {name}: not on the model's class tree (the taxonomy's tree differs)")
+            raise ParameterError("label_sets", f" {name}: not on the model's class tree (the taxonomy's tree differs)")
         out.append(ls)
     return out
 
@@ -369,18 +320,32 @@ def _writer_classes(formats, writers):
         from .writers import WRITERS as writers
     formats = list(dict.fromkeys(formats or []))
     if not formats:
-        raise InputError("--format: give at least one output format")
+        raise ParameterError("formats", ": give at least one output format")
     for f in formats:
         if f not in writers:
-            raise InputError(f"--format {f}: unknown format{did_you_mean(f, writers)}; known: {', '.join(writers)}")
+            raise ParameterError("formats", f" {f}: unknown format{did_you_mean(f, writers)}; known: {', '.join(writers)}")
     return formats, {f: writers[f] for f in formats}
 
 
-def _plan_saying_once(model, f, plan_kw, said: set):
+def check_slide_formats(f, formats, classes) -> None:
+    """Refuse, for the slide ``f``, a format that needs the whole image in memory (``labels``).
+
+    Raises
+    ------
+    ParameterError
+        Naming ``formats``, the format and the slide.
+    """
+    for k in formats:
+        if not getattr(classes[k], "slide_ok", True):
+            raise ParameterError("formats", f" {k}: not available for the slide {f} "
+                                            f"(it needs the whole image in memory); use it for images only")
+
+
+def _plan_saying_once(model, f, options, said: set):
     """:func:`plan_prediction`, its pixel-size warning said once per run (not once per input)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PixelSizeWarning)
-        plan = plan_prediction(model, f, **plan_kw)
+        plan = plan_prediction(model, f, options=options)
     for w in caught:
         if issubclass(w.category, PixelSizeWarning):
             if str(w.message) in said:
@@ -390,12 +355,8 @@ def _plan_saying_once(model, f, plan_kw, said: set):
     return plan
 
 
-def predict_to_folder(inputs, *, model, out, formats=("geojson",), label_sets=None, taxonomy=None,
-                      abstain: float | None = None, mpp: float | None = None, input_mpp: float | None = None,
-                      tissue_mask: bool = True, block_size=DEFAULT_BLOCK_SIZE, min_overlap=DEFAULT_MIN_OVERLAP,
-                      context=None, n_tiles=None, prob_thresh=None, nms_thresh=None, backend=None,
-                      resume: bool = False, progress: bool = False, writers=None,
-                      guard: bool = True) -> RunSummary:
+def predict_to_folder(inputs, *, model, out, options: PredictOptions | None = None, resume: bool = False,
+                      progress: bool = False, writers=None, guard: bool = True, **keywords) -> RunSummary:
     """Predict every input and write ``out/<stem><suffix>`` for every format (overlays in ``out/overlay/``).
 
     Outputs never replace an input and never land outside ``out``; while they are
@@ -410,15 +371,16 @@ def predict_to_folder(inputs, *, model, out, formats=("geojson",), label_sets=No
         A model folder or a loaded model.
     out : path
         Output folder (created when everything is valid).
-    formats : sequence of str
-        Names in ``writers`` (default the registry :data:`stardist_hier.predict.writers.WRITERS`).
-    label_sets : sequence of str, optional
-        Label-set names (see :func:`resolve_label_sets`).
-    taxonomy : path or Taxonomy, optional
-    abstain : float, optional
-        Abstention threshold in (0, 1].
-    mpp, input_mpp, tissue_mask, block_size, min_overlap, context, n_tiles, prob_thresh, nms_thresh, backend
-        See :func:`stardist_hier.predict.pipeline.plan_prediction`.
+    options : PredictOptions, optional
+        What to predict and write (:class:`~stardist_hier.predict.options.PredictOptions`):
+        ``formats`` (names in ``writers``), ``label_sets`` (see :func:`resolve_label_sets`),
+        ``taxonomy``, ``abstain``, the planning options of
+        :func:`~stardist_hier.predict.pipeline.plan_prediction` and the pipeline's
+        ``read_ahead`` and ``nms_threads``. Default: built from ``keywords``.
+    **keywords
+        Fields of :class:`~stardist_hier.predict.options.PredictOptions` as keywords
+        (``formats=["csv"], abstain=0.6``), instead of ``options`` or replacing its fields;
+        either way one validated object.
     resume : bool
         Skip inputs whose outputs all exist.
     progress : bool
@@ -433,32 +395,24 @@ def predict_to_folder(inputs, *, model, out, formats=("geojson",), label_sets=No
     Raises
     ------
     InputError, ModelFolderError, RunFolderError
-        Before anything is written, naming the file or option.
+        Before anything is written, naming the file or option (an option's
+        :class:`~stardist_hier.errors.ParameterError` names its parameter).
     """
     from ..console import progress as progress_bar
     from ..slides import thumbnail
 
-    formats, classes = _writer_classes(formats, writers)
-    check_predict_options(abstain=abstain, mpp=mpp, input_mpp=input_mpp, block_size=block_size,
-                          min_overlap=min_overlap, context=context, n_tiles=n_tiles, prob_thresh=prob_thresh,
-                          nms_thresh=nms_thresh)
+    options = PredictOptions.of(options, **keywords)
+    formats, classes = _writer_classes(options.formats, writers)
     out = check_out_folder(out)
     files = list_inputs(inputs)
     check_targets(files, out, formats, classes)
     if not hasattr(model, "predict_instances"):
         model = load_model(model)
-    sets = resolve_label_sets(model, label_sets, taxonomy=taxonomy)
-    if abstain is not None and not model.is_multiclass:
-        raise InputError("--abstain: the model predicts no classes (segmentation only)")
-    plan_kw = dict(mpp=mpp, input_mpp=input_mpp, block_size=block_size, min_overlap=min_overlap, context=context,
-                   tissue_mask=tissue_mask, backend=backend, prob_thresh=prob_thresh, nms_thresh=nms_thresh,
-                   n_tiles=n_tiles)
+    sets = resolve_label_sets(model, options.label_sets, taxonomy=options.taxonomy)
+    options.check_model(model)
     folder = None
     if guard:
-        record = output_record(model, sets, abstain=abstain, mpp=mpp, input_mpp=input_mpp, tissue_mask=tissue_mask,
-                               block_size=block_size, min_overlap=min_overlap, context=context, n_tiles=n_tiles,
-                               prob_thresh=prob_thresh, nms_thresh=nms_thresh)
-        folder = OutputFolder(out, record)
+        folder = OutputFolder(out, output_record(model, sets, **options.recorded()))
         folder.check()
 
     def targets(f):  # as the writers name them
@@ -470,13 +424,10 @@ def predict_to_folder(inputs, *, model, out, formats=("geojson",), label_sets=No
     for f in pending:
         with warnings.catch_warnings():  # said once when predicting, not before a possible error
             warnings.simplefilter("ignore", PixelSizeWarning)
-            plan = plan_prediction(model, f, **plan_kw)
+            plan = plan_prediction(model, f, options=options)
         try:
             if plan.is_slide:
-                for k in formats:
-                    if not getattr(classes[k], "slide_ok", True):
-                        raise InputError(f"--format {k}: not available for the slide {f} "
-                                         f"(it needs the whole image in memory); use it for images only")
+                check_slide_formats(f, formats, classes)
         finally:
             plan.close()
 
@@ -495,16 +446,18 @@ def predict_to_folder(inputs, *, model, out, formats=("geojson",), label_sets=No
             desc="inputs")))
         said = set()
         for f in pending:
-            plan = _plan_saying_once(model, f, plan_kw, said)
+            plan = _plan_saying_once(model, f, options, said)
             try:
                 with contextlib.ExitStack() as stack:
                     ws = []
                     for k in formats:
                         extra = {"image": thumbnail(plan.reader)[0]} if k == "overlay" else {}
                         ws.append(stack.enter_context(classes[k](out / _output_stem(f), label_sets=sets,
-                                                                 abstain=abstain, tree=tree, mpp=plan.input_mpp,
+                                                                 abstain=options.abstain, tree=tree,
+                                                                 mpp=plan.input_mpp,
                                                                  image_shape=plan.shape, **extra)))
-                    for chunk in predict_nuclei(model, plan, progress=progress, stats=summary.stats):
+                    for chunk in predict_nuclei(model, plan, progress=progress, stats=summary.stats,
+                                                read_ahead=options.read_ahead, nms_threads=options.nms_threads):
                         for w in ws:
                             w.write(chunk)
             finally:

@@ -56,9 +56,9 @@ def test_missing_extra_names_the_pip_command(monkeypatch, tmp_path, capsys):
     (dict(workers=0), "--workers 0", InputError),
     (dict(workers=2, scheduler="tcp://127.0.0.1:8786"), "exactly one", InputError),
     (dict(), "exactly one", InputError),
-    (dict(workers=2, formats=["csv", "nope"]), "--format nope", InputError),
+    (dict(workers=2, formats=["csv", "nope"]), "formats nope", InputError),
     (dict(workers=2, out_is_file=True), "is a file", RunFolderError),
-    (dict(workers=2, abstain=1.5), "--abstain", InputError),
+    (dict(workers=2, abstain=1.5), "abstain", InputError),
     (dict(workers=2, model_missing=True), "--model", Exception),
 ])
 def test_bad_arguments_fail_before_any_cluster_or_write(kwargs, match, error, slides, tmp_path):

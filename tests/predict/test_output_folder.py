@@ -165,9 +165,9 @@ def test_numeric_options_are_checked_in_the_api(tiny_model, tiles, tmp_path):
     from stardist_hier.errors import InputError
     from stardist_hier.predict import predict_to_folder
 
-    for kw, match in ((dict(prob_thresh=2), "--prob-thresh 2"), (dict(nms_thresh=-1), "--nms-thresh -1"),
-                      (dict(context=-8), "--context -8"), (dict(n_tiles=(0, 0)), "--n-tiles"),
-                      (dict(block_size=0), "--block-size 0"), (dict(abstain=0), "--abstain 0")):
+    for kw, match in ((dict(prob_thresh=2), "prob_thresh 2"), (dict(nms_thresh=-1), "nms_thresh -1"),
+                      (dict(context=-8), "context -8"), (dict(n_tiles=(0, 0)), "n_tiles"),
+                      (dict(block_size=0), "block_size 0"), (dict(abstain=0), "abstain 0")):
         with pytest.raises(InputError, match=re.escape(match)):
             predict_to_folder([tiles / "images"], model=tiny_model, out=tmp_path / "o", **kw)
     assert not (tmp_path / "o").exists()
@@ -186,7 +186,7 @@ def test_numeric_options_are_checked_in_the_api(tiny_model, tiles, tmp_path):
 
 def test_dotted_stems_on_dask_are_not_a_false_overwrite(tiny_model_dir, tmp_path):
     """``s.1.png`` and ``s.2.png`` give ``s.1.geojson`` and ``s.2.geojson``, also on the Dask path."""
-    from stardist_hier.predict import distributed
+    from stardist_hier.predict import PredictOptions, distributed
     from stardist_hier.predict.runner import output_targets
     from stardist_hier.predict.writers import WRITERS
 
@@ -195,9 +195,9 @@ def test_dotted_stems_on_dask_are_not_a_false_overwrite(tiny_model_dir, tmp_path
         Image.fromarray(img).save(tmp_path / name)
     out = tmp_path / "o"
     files, formats, classes, out_, folder = distributed._validate(
-        [tmp_path / "s.1.png", tmp_path / "s.2.png"], model=tiny_model_dir, out=out, formats=["geojson", "csv"],
-        label_sets=None, taxonomy=None, abstain=None, mpp=None, input_mpp=None, block_size=160, min_overlap=32,
-        context=24, writers=None)
+        [tmp_path / "s.1.png", tmp_path / "s.2.png"], model=tiny_model_dir, out=out,
+        options=PredictOptions(formats=["geojson", "csv"], label_sets=None, taxonomy=None, abstain=None, mpp=None,
+                               input_mpp=None, block_size=160, min_overlap=32, context=24), writers=None)
     assert [t.name for f in files for t in output_targets(out, f, formats, classes)] == [
         "s.1.geojson", "s.1.csv", "s.2.geojson", "s.2.csv"]
     assert not out.exists()

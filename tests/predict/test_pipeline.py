@@ -155,7 +155,7 @@ def test_image_plan_validation(tiny_model):
     plan = plan_prediction(tiny_model, glass, **BLOCK)
     assert plan.n_predicted == 0  # all glass: nothing goes to the network
     assert len(predict_all(tiny_model, glass, **BLOCK)) == 0
-    with pytest.raises(InputError, match="--mpp"):
+    with pytest.raises(InputError, match="^mpp"):
         plan_prediction(tiny_model, glass, mpp=-1)
 
 
