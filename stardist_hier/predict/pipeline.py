@@ -114,7 +114,7 @@ class PredictionPlan:
 
     path: Path | None
     reader: object
-    image: object
+    _image: object
     blocks: tuple
     input_mpp: float | None
     target_mpp: float | None
@@ -128,6 +128,12 @@ class PredictionPlan:
         """Read the thumbnail, compute the tissue mask and fit the normalisation (once)."""
         if self._prepared is None:
             self._prepared = _prepare(self)
+
+    @property
+    def image(self):
+        """The input at the model's pixel size, normalised with :attr:`levels` (prepared first)."""
+        self.prepare()
+        return self._image
 
     @property
     def keep(self) -> list:
@@ -327,7 +333,7 @@ def _prepare(plan: PredictionPlan) -> dict:
     from ..slides import SlideArray, thumbnail
     from ..slides import tissue_mask as make_mask
 
-    reader, norm, image = plan.reader, plan.normalization, plan.image
+    reader, norm, image = plan.reader, plan.normalization, plan._image
     fit_pixels = norm.kind == "percentile"
     thumb = mask = None
     if reader.is_slide:

@@ -90,6 +90,15 @@ def test_tissue_test_uses_the_block_own_region_and_the_mask_is_computed_once(tin
         _assert_same(masked, full)
 
 
+def test_plan_image_is_normalised_with_the_input_levels_at_first_use(tiny_model, slide_path):
+    with OpenSlideReader(slide_path) as reader:
+        plan = plan_prediction(tiny_model, reader, tissue_mask=False, **BLOCK)
+        x = np.asarray(plan.image)  # the first use of the plan: prepared then
+        raw = plan.image.read_uint8(0, 0, *plan.image.shape[:2])
+        np.testing.assert_array_equal(x, plan.levels.apply(raw))
+        assert not np.array_equal(x, raw.astype(np.float32) / 255)  # not the placeholder before fitting
+
+
 def test_a_plan_for_validation_reads_no_thumbnail(tiny_model, slide_path, monkeypatch):
     import stardist_hier.slides as slides
 
