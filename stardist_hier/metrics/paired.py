@@ -123,7 +123,10 @@ def paired_t_power(effect: float, sd: float, n: int, *, alpha: float = 0.05) -> 
     df = n - 1
     crit = float(student_t.ppf(1 - alpha / 2, df))
     nc = abs(effect) * math.sqrt(n) / sd
-    return float(nct.sf(crit, df, nc) + nct.cdf(-crit, df, nc))
+    # P(T < -crit | nc) = P(T > crit | -nc); SciPy's nct.cdf returns NaN far in the tail at few
+    # degrees of freedom, where the lower tail is negligible (0 to double precision)
+    lower = float(nct.sf(crit, df, -nc))
+    return float(nct.sf(crit, df, nc)) + (lower if math.isfinite(lower) else 0.0)
 
 
 def minimal_detectable_effect(sd: float, n: int, *, alpha: float = 0.05, power: float = 0.8) -> float:

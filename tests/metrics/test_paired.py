@@ -78,6 +78,11 @@ def test_power_mde_and_seeds():
     z = 2.8015852 * 0.07 / math.sqrt(10)
     assert z < mde < 1.2 * z
     assert math.isnan(minimal_detectable_effect(0.0, 10))
+    # few seeds: finite everywhere (SciPy's noncentral t cdf is NaN far in the tail at 1 degree of freedom)
+    for n in (2, 3, 4):
+        assert all(0 <= paired_t_power(k / 10, 0.07, n) <= 1 for k in range(0, 80))
+        e = minimal_detectable_effect(0.07, n)
+        assert math.isfinite(e) and paired_t_power(e, 0.07, n) == pytest.approx(0.8, abs=1e-6)
     # seeds_for_effect is the smallest n with power >= 0.8
     n = seeds_for_effect(0.03, 0.07)
     assert paired_t_power(0.03, 0.07, n) >= 0.8 > paired_t_power(0.03, 0.07, n - 1)
