@@ -10,10 +10,10 @@ as TensorFlow frees intermediate tensors):
 
 (``4 * A``: float32 activations; ``C`` channels of float32 input for the blocks read
 ahead, the one in the network and the one in NMS; ``8``: the block's int32 label image
-and its cropped copy.) Measured for the tiny test model (16 base filters, U-Net depth 2,
-grid 2, ``A`` = 107.75): a bound of 720 MB at ``n`` = 1216 and 2.44 GB at ``n`` = 2240,
-where the peak resident memory of ``predict_instances`` on one block grew by 393 MB and
-1497 MB (``benchmarks/bench_predict.py --memory-estimate``).
+and its cropped copy.) Measured for the tiny benchmark model (16 base filters, U-Net
+depth 2, grid 2, ``A`` = 107.75; ``benchmarks/bench_predict.py --memory-estimate``): the
+peak resident memory of ``predict_instances`` on one block grew by 85 MB at ``n`` = 592
+and 362 MB at ``n`` = 1104, against estimates of 163 MB and 566 MB (docs/SCALING.md).
 
 ``block_size="auto"`` takes the largest of :data:`CANDIDATES` whose estimate stays
 within ``memory`` (default :data:`DEFAULT_BLOCK_MEMORY`): larger blocks repeat less
