@@ -22,7 +22,7 @@ def test_demo_quick_runs_the_demo_study(tmp_path, capsys):
     assert "Test set `consep`" in md and "| row | seeds | PQ | mPQ+ |" in md
     for r in rows:
         assert f"| {r} | 1 | " in md and f"| {r} | 1 | " in printed
-    assert "| pre-train vs CoNSeP alone, equal steps | mpq | consep | 1 |" in md
+    assert "| pre-train vs CoNSeP alone, equal steps | declared | mpq | consep | 1 |" in md
     res = json.loads((out / "study.json").read_text())
     assert res["name"] == "demo" and res["rows"] == rows and res["seeds"] == [0]
     for r in rows:
