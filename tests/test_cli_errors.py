@@ -353,6 +353,8 @@ MODEL_ROWS = [
     ("pred-context", PRED + ["--context", "-8"], {"in/a.png": IMG, "m": Model()}, ["--context", "'-8'"]),
     ("pred-n-tiles", PRED + ["--n-tiles", "0", "0"], {"in/a.png": IMG, "m": Model()}, ["--n-tiles", "'0'"]),
     ("pred-block-size", PRED + ["--block-size", "0"], {"in/a.png": IMG, "m": Model()}, ["--block-size", "'0'"]),
+    ("pred-block-size-word", PRED + ["--block-size", "big"], {"in/a.png": IMG, "m": Model()},
+     ["--block-size", "'auto'", "'big'"]),
     ("pred-workers-zero", PRED + ["--workers", "0"], {"in/a.png": IMG, "m": Model()}, ["--workers", "'0'"]),
     ("pred-abstain", PRED + ["--abstain", "1.5"], {"in/a.png": IMG, "m": Model()}, ["--abstain", "'1.5'"]),
     ("pred-taxonomy-missing", PRED + ["--label-set", "x", "--taxonomy", "{d}/nope.yaml"],

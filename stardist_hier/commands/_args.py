@@ -10,7 +10,7 @@ import argparse
 import math
 from pathlib import Path
 
-__all__ = ["positive_int", "non_negative_int", "positive_float", "unit_interval", "open_unit_interval",
+__all__ = ["positive_int", "block_size", "non_negative_int", "positive_float", "unit_interval", "open_unit_interval",
            "pixel_size", "out_folder"]
 
 
@@ -36,6 +36,16 @@ def positive_int(text) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return v
+
+
+def block_size(text):
+    """``auto`` or a positive integer (``--block-size``)."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, got {text!r}") from None
 
 
 def non_negative_int(text) -> int:

@@ -60,7 +60,7 @@ FLAGS = {"formats": "--format", "label_sets": "--label-set", "taxonomy": "--taxo
 
 def add_arguments(parser) -> None:
     from ..predict.pipeline import DEFAULT_BLOCK_SIZE, DEFAULT_MIN_OVERLAP
-    from ._args import non_negative_int, open_unit_interval, pixel_size, positive_int, unit_interval
+    from ._args import block_size, non_negative_int, open_unit_interval, pixel_size, positive_int, unit_interval
 
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
                         help="image, slide or folder of images/slides")
@@ -86,8 +86,9 @@ def add_arguments(parser) -> None:
                              "(needed for slides that do not state it)")
     parser.add_argument("--no-tissue-mask", dest="tissue_mask", action="store_false",
                         help="predict every block of a slide, glass included")
-    parser.add_argument("--block-size", type=positive_int, default=DEFAULT_BLOCK_SIZE, metavar="PX",
-                        help=f"block size at the model's pixel size (default {DEFAULT_BLOCK_SIZE})")
+    parser.add_argument("--block-size", type=block_size, default=DEFAULT_BLOCK_SIZE, metavar="PX|auto",
+                        help="block size at the model's pixel size (default auto: the largest of 512 to 4096 px "
+                             "whose memory estimate stays within 3 GiB for this model)")
     parser.add_argument("--min-overlap", type=non_negative_int, default=DEFAULT_MIN_OVERLAP, metavar="PX",
                         help=f"overlap of blocks; must exceed the largest nucleus (default {DEFAULT_MIN_OVERLAP})")
     parser.add_argument("--context", type=non_negative_int, metavar="PX",

@@ -17,7 +17,8 @@ from ..errors import ParameterError, shorten
 
 __all__ = ["PredictOptions", "RECORDED", "PLANNED", "DEFAULT_BLOCK_SIZE", "DEFAULT_MIN_OVERLAP"]
 
-DEFAULT_BLOCK_SIZE = 1024
+#: ``"auto"``: the largest block whose memory estimate fits (:func:`~stardist_hier.predict.blocks.auto_block_size`).
+DEFAULT_BLOCK_SIZE = "auto"
 DEFAULT_MIN_OVERLAP = 128
 
 #: The options recorded with an output folder (they change the outputs' content), in record order.

@@ -57,3 +57,16 @@ def test_plan_with_auto_block_size(tiny_model):
     chosen = auto_block_size(tiny_model)
     widths = {b.blocks[1].size for b in plan.blocks}
     assert chosen in widths and len(plan.blocks) >= 2
+
+
+def test_auto_is_the_default_block_size(tiny_model):
+    """Without a block size, prediction plans the blocks ``block_size="auto"`` plans (the model's choice)."""
+    from stardist_hier.predict.options import PredictOptions
+    from stardist_hier.slides import SyntheticSlide
+
+    assert PredictOptions().block_size == "auto"
+    img = SyntheticSlide((300, 2600), seed=1).region(0, 0, 300, 2600)
+    default = plan_prediction(tiny_model, img, input_mpp=0.5)
+    auto = plan_prediction(tiny_model, img, block_size="auto", input_mpp=0.5)
+    assert [b.blocks[1].size for b in default.blocks] == [b.blocks[1].size for b in auto.blocks]
+    assert auto_block_size(tiny_model) in {b.blocks[1].size for b in default.blocks}
