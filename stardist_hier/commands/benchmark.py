@@ -52,6 +52,6 @@ def run(args) -> int:
     print()
     print(format_study(res))
     print(f"seeds {list(study.seeds)}; mean ± sd over seeds; PQ at the test set's own label set (CoNIC convention); "
-          f"paired comparisons with bootstrap intervals and Holm correction. Written to {out}/ "
+          f"paired comparisons with t intervals, sign-flip p-values and Holm over the primary ones. Written to {out}/ "
           f"({time.time() - t0:.0f} s).")
     return 0

@@ -36,8 +36,8 @@ says otherwise; predictions are scored as for any test set.
 
 The label set ``leaves`` (every leaf its own label) is always available, e.g. for an
 oracle source ``{generator: pannuke, domain: {label_set: leaves}}``. Studies (rows of
-experiments over paired seeds, with paired bootstrap intervals and Holm-corrected
-comparisons) are in :mod:`.study` (``examples/ablation.yaml``, ``table2.yaml``, ``table4.yaml``).
+experiments over paired seeds, with paired t intervals, sign-flip p-values and Holm over
+the primary comparisons) are in :mod:`.study` (``examples/ablation.yaml``, ``table2.yaml``, ``table4.yaml``).
 
 Everything that needs no image is checked first (:func:`load_config`), then the data
 are read and checked (labels against label sets), all before any training; errors
