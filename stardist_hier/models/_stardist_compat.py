@@ -43,7 +43,7 @@ from stardist.models.model2d import clear_border, edt_prob, sample_patches, star
 from ..targets import class_target
 
 __all__ = ["SUPPORTED_STARDIST", "StarDistData2DHier", "compile_with_class_loss", "fit", "seeded_global_numpy",
-           "with_class_heads", "class_head_layers", "CLASS_LAYER", "FixedNormalizer", "predict_on_one_device",
+           "with_class_heads", "class_head_layers", "set_trunk_trainable", "CLASS_LAYER", "FixedNormalizer", "predict_on_one_device",
            "is_multiclass", "is_prepared", "mark_prepared", "set_logdir",
            "normalize_axes"]
 
@@ -396,6 +396,28 @@ def with_class_heads(keras_model, n_heads: int):
     out = Concatenate(axis=-1, name=CLASS_LAYER)(heads)
     prob, dist = keras_model.outputs[:2]
     return Model(keras_model.inputs, [prob, dist, out])
+
+
+def set_trunk_trainable(keras_model, trainable: bool) -> None:
+    """Freeze (``trainable=False``) or unfreeze every layer but the last class layer(s).
+
+    The optimizer is built on all variables first (so its state keeps one slot per
+    variable whatever is frozen), and a compiled model's train function is rebuilt:
+    Keras 3 traces the trainable variables into it, and ``fit`` calls the attribute
+    anew at every step, so the change takes effect from the next batch.
+    """
+    head = {id(l) for l in class_head_layers(keras_model)}
+    opt = getattr(keras_model, "optimizer", None)
+    if opt is not None and not opt.built:
+        opt.build(keras_model.trainable_variables)
+    changed = False
+    for layer in keras_model.layers:
+        if id(layer) in head or not layer.weights or layer.trainable == bool(trainable):
+            continue
+        layer.trainable = bool(trainable)
+        changed = True
+    if changed and getattr(keras_model, "compiled", False):
+        keras_model.make_train_function(force=True)
 
 
 def class_head_layers(keras_model) -> list:

@@ -617,6 +617,14 @@ class StarDist2DHier(StarDist2D):
                              f"{list(heads)}{did_you_mean(_name(head), heads)}")
         return heads.index(_name(head))
 
+    def set_trunk_trainable(self, trainable: bool) -> None:
+        """Freeze (``False``) or unfreeze (``True``) every layer but the last class layer(s).
+
+        Used by episodes with ``freeze_trunk`` (a warm-up of a new class head); the
+        optimizer keeps one state slot per variable either way.
+        """
+        compat.set_trunk_trainable(self.keras_model, trainable)
+
     def reset_class_head(self, seed=None):
         """Re-initialise the last class layer(s) (kernel and bias) with their initialisers.
 

@@ -322,6 +322,8 @@ class EpisodeCallback(Callback):
         self._first_step = self._global_step()
         self._initial_epoch = self.history["epochs_done"]
         self._commit_later = False  # set by commit_callback's on_train_begin, which runs after this one
+        # the episode training starts (or resumes) in: its frozen layers, after fit built its train function
+        self.sd_model.set_trunk_trainable(not self.episode.freeze_trunk)
 
     def on_epoch_begin(self, epoch, logs=None):
         # Keras resets ReduceLROnPlateau & co. in on_train_begin (after this callback's):
@@ -385,6 +387,7 @@ class EpisodeCallback(Callback):
 
     def on_train_end(self, logs=None):
         self.mixer.close()
+        self.sd_model.set_trunk_trainable(True)
         self._write_history()
         m = self.sd_model
         if m.basedir is not None and m.config.train_checkpoint is not None:
@@ -437,10 +440,12 @@ class EpisodeCallback(Callback):
         if ep.reset_class_head:
             # seeded by (run seed, episode): a resumed run restores the weights from its checkpoint
             self.sd_model.reset_class_head(seed=[self.seed, int(k)])
+        self.sd_model.set_trunk_trainable(not ep.freeze_trunk)
         if self.verbose:
             print(f"[episode {ep.name}] starts: datasets {ep.mixture}, up to {ep.max_epochs} epochs"
                   + ("" if ep.keep_optimizer_state else ", fresh optimizer state")
-                  + (", class head re-initialised" if ep.reset_class_head else ""), file=sys.stderr)
+                  + (", class head re-initialised" if ep.reset_class_head else "")
+                  + (", only the class head trains" if ep.freeze_trunk else ""), file=sys.stderr)
 
     # ------------------------------------------------------------ persistence
     def _write_history(self):

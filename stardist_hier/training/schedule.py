@@ -66,6 +66,7 @@ class Episode:
     keep_optimizer_state: bool = True
     restore_best: bool = False
     reset_class_head: bool = False
+    freeze_trunk: bool = False
     class_weights: Mapping | None = field(default=None, hash=False)
 
     def __post_init__(self):
@@ -160,6 +161,8 @@ class Episode:
 
     def to_dict(self) -> dict:
         extra = {"reset_class_head": True} if self.reset_class_head else {}  # absent: older fingerprints hold
+        if self.freeze_trunk:
+            extra["freeze_trunk"] = True
         return {**extra, "name": self.name, "datasets": self.mixture, "max_epochs": self.max_epochs,
                 "patience": self.patience, "min_delta": self.min_delta,
                 "keep_optimizer_state": self.keep_optimizer_state, "restore_best": self.restore_best,

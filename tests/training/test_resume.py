@@ -161,3 +161,69 @@ def test_reset_class_head_at_the_switch_survives_a_resume(two_datasets, make_tin
     assert len(rec2.begin) == 1  # only the missing epoch ran
     for a, b in zip(rec2.begin[0], rec.end[1]):  # resumed from the checkpoint, not reset again
         np.testing.assert_array_equal(a, b)
+
+
+def _weights_by_part(keras_model):
+    """``(class head weights, every other weight)`` as copies."""
+    from stardist_hier.models._stardist_compat import class_head_layers
+
+    head = {id(l) for l in class_head_layers(keras_model)}
+    h = [w.copy() for l in keras_model.layers if id(l) in head for w in l.get_weights()]
+    t = [w.copy() for l in keras_model.layers if id(l) not in head for w in l.get_weights()]
+    return h, t
+
+
+def test_freeze_trunk_trains_only_the_class_head_and_survives_a_resume(two_datasets, make_tiny_model, tmp_path):
+    """``freeze_trunk``: during the episode only the class head changes; the next episode
+    trains everything again; a run resumed inside the frozen episode stays frozen, and
+    the optimizer keeps one state slot per variable throughout."""
+    import numpy as np
+    from csbdeep.utils.tf import keras_import
+
+    from stardist_hier.training import train_episodes
+
+    Callback = keras_import("callbacks", "Callback")
+    episodes = [Episode("pre", "A", 1), Episode("warm", "B", 2, freeze_trunk=True, reset_class_head=True),
+                Episode("fine", "B", 1)]
+
+    class Parts(Callback):
+        def __init__(self):
+            super().__init__()
+            self.begin, self.end = [], []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.begin.append(_weights_by_part(self.model))
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.end.append(_weights_by_part(self.model))
+
+    def changed(a, b):
+        return any(not np.array_equal(u, v) for u, v in zip(a, b))
+
+    rec = Parts()
+    m = make_tiny_model(tmp_path / "a")
+    n_opt = None
+    ck = tmp_path / "ck"
+    with pytest.raises(Interrupt):
+        train_episodes(m, two_datasets, episodes, steps_per_epoch=2, seed=5, checkpoint_dir=ck,
+                       callbacks=[rec, _raise_after(2)], verbose=0)
+    n_opt = len(m.keras_model.optimizer.variables)
+    assert changed(rec.begin[0][1], rec.end[0][1])  # "pre" trains the trunk
+    assert changed(rec.begin[1][0], rec.end[1][0])  # "warm" trains the head ...
+    assert not changed(rec.begin[1][1], rec.end[1][1])  # ... and nothing else
+    rec2 = Parts()
+    m2 = make_tiny_model(tmp_path / "b")
+    train_episodes(m2, two_datasets, episodes, steps_per_epoch=2, seed=5, checkpoint_dir=ck,
+                   callbacks=[rec2], verbose=0)
+    assert len(rec2.begin) == 2  # the second "warm" epoch, then "fine"
+    assert changed(rec2.begin[0][0], rec2.end[0][0]) and not changed(rec2.begin[0][1], rec2.end[0][1])
+    assert changed(rec2.begin[1][1], rec2.end[1][1])  # "fine" trains the trunk again
+    assert len(m2.keras_model.optimizer.variables) == n_opt
+    assert all(l.trainable for l in m2.keras_model.layers)  # unfrozen after training
+
+
+def test_freeze_trunk_is_a_bool_in_experiment_configs():
+    from stardist_hier.training.schedule import Episode as E
+
+    assert E.from_dict({"name": "w", "datasets": "A", "epochs": 1, "freeze_trunk": True}).freeze_trunk
+    assert "freeze_trunk" not in E("w", "A", 1).to_dict()  # older fingerprints hold

@@ -188,7 +188,7 @@ def _episodes_section(eps, datasets, conf) -> list:
         raise ConfigError("episodes: expected a non-empty list of episodes")
     episodes = []
     for i, e in enumerate(eps):
-        for k in ("keep_optimizer_state", "restore_best", "reset_class_head"):
+        for k in ("keep_optimizer_state", "restore_best", "reset_class_head", "freeze_trunk"):
             if isinstance(e, Mapping) and k in e and not isinstance(e[k], bool):
                 raise ConfigError(f"episodes: episode {e.get('name', i)!r}: {k} must be true or false, got {e[k]!r}")
         try:
