@@ -293,7 +293,7 @@ def save_figure(fig, path, *, dpi: int = 100) -> Path:
 
 # --------------------------------------------------------------------- loss curves
 def loss_curves_figure(runs, *, titles: Sequence[str] | None = None, title: str | None = None,
-                       ylabel: str = "loss", panel_size: tuple = (5.0, 3.4)):
+                       ylabel: str = "loss", panel_size: tuple = (5.0, 3.4), ncols: int | None = None):
     """Training and validation loss over episodes; one panel per run.
 
     Parameters
@@ -308,6 +308,8 @@ def loss_curves_figure(runs, *, titles: Sequence[str] | None = None, title: str 
         Panel titles.
     title : str, optional
         Figure title.
+    ncols : int, optional
+        Panels per line (default: all on one line).
 
     Returns
     -------
@@ -329,9 +331,13 @@ def loss_curves_figure(runs, *, titles: Sequence[str] | None = None, title: str 
     if runs and isinstance(runs[0], Mapping):
         runs = [runs]
     n = max(1, len(runs))
-    fig = Figure(figsize=(panel_size[0] * n, panel_size[1] + (0.3 if title else 0)), layout="constrained")
+    nc = n if ncols is None else max(1, min(int(ncols), n))
+    nr = -(-n // nc)
+    fig = Figure(figsize=(panel_size[0] * nc, panel_size[1] * nr + (0.3 if title else 0)), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    axes = fig.subplots(nr, nc, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
     names = list(dict.fromkeys(str(e.get("name", "")) for run in runs for e in run))
     cycle = [tuple(c / 255 for c in rgb) for rgb in _DISTINCT]
     color_of = {nm: cycle[i % len(cycle)] for i, nm in enumerate(names)}

@@ -155,6 +155,16 @@ def test_same_study_twice_gives_the_same_table(tmp_path):
     assert lines[0] == "row,seed,episode,epochs_run,best_epoch,stopped_early,restored_best"
     assert sorted(ln.split(",")[:4] for ln in lines[1:]) == [["marginal", "0", "fine", "1"], ["marginal", "0", "pre", "1"],
                                                              ["renorm", "0", "fine", "1"], ["renorm", "0", "pre", "1"]]
+    # and the loss of every epoch (the curves early stopping read), drawn from that file
+    import csv
+
+    with open(tmp_path / "record" / "curves.csv", newline="") as f:
+        curves = list(csv.DictReader(f))
+    hist = json.loads((tmp_path / "a" / "marginal" / "seed0" / "history.json").read_text())
+    mine = [r for r in curves if r["row"] == "marginal"]
+    assert [(r["episode"], int(r["epoch"])) for r in mine] == [("pre", 1), ("fine", 2)]
+    assert [float(r["val_loss"]) for r in mine] == [e["val_loss_episode"][0] for e in hist["episodes"]]
+    assert (tmp_path / "record" / "curves.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("table", ["demo", "2", "4", "paper", "ablation"])

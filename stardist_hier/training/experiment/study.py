@@ -328,7 +328,73 @@ def record_study(study: StudyConfig, out, folder, *, config_path=None) -> dict:
         design["config"] = str(config_path)
     result = write_record(design, read_study_values(study, out), folder)
     write_episode_table(study, out, Path(folder) / "episodes.csv")
+    write_curve_table(study, out, Path(folder) / "curves.csv")
+    from ...plotting import save_figure
+
+    save_figure(study_curves_figure(Path(folder) / "curves.csv"), Path(folder) / "curves.png")
     return result
+
+
+CURVE_COLUMNS = ("row", "seed", "episode", "epoch", "loss", "val_loss")
+
+
+def write_curve_table(study: StudyConfig, out, path) -> None:
+    """``path``: the loss curves of every finished run, one line per run, episode and epoch
+    (``epoch`` global and 1-based; ``val_loss`` on the validation split of the episode's own
+    datasets, the quantity early stopping watches), from ``history.json``."""
+    import io
+
+    from ...io import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CURVE_COLUMNS)
+    for row, _ in study.rows:
+        for seed in study.seeds:
+            run = Path(out) / row / f"seed{seed}"
+            if not (run / "results.csv").is_file():
+                continue
+            for e in json.loads((run / "history.json").read_text())["episodes"]:
+                val = e.get("val_loss_episode") or []
+                for i, loss in enumerate(e.get("loss") or []):
+                    v = val[i] if i < len(val) else None
+                    w.writerow([row, seed, e["name"], int(e["first_epoch"] or 0) + i + 1, repr(float(loss)),
+                                "" if v is None else repr(float(v))])
+    atomic_write_text(Path(path), buf.getvalue())
+
+
+def study_curves_figure(path, *, seed: int | None = None):
+    """One panel per row of a committed ``curves.csv`` (:func:`write_curve_table`): training
+    and validation loss of one seed (default: the smallest), best epochs starred, episode
+    switches marked (:func:`stardist_hier.plotting.loss_curves_figure`)."""
+    import numpy as np
+
+    from ...plotting import loss_curves_figure
+
+    with open(path, newline="", encoding="utf-8") as f:
+        lines = list(csv.DictReader(f))
+    if not lines:
+        raise ValueError(f"{path}: no curves")
+    seeds = sorted({int(r["seed"]) for r in lines})
+    seed = seeds[0] if seed is None else int(seed)
+    runs, titles = {}, {}
+    for r in lines:
+        if int(r["seed"]) != seed:
+            continue
+        eps = runs.setdefault(r["row"], {})
+        e = eps.setdefault(r["episode"], {"name": r["episode"], "loss": [], "val_loss": [],
+                                          "first_epoch": int(r["epoch"]) - 1})
+        e["loss"].append(float(r["loss"]))
+        e["val_loss"].append(float(r["val_loss"]) if r["val_loss"] else None)
+    for row, eps in runs.items():
+        for e in eps.values():
+            v = [np.nan if x is None else x for x in e["val_loss"]]
+            if np.isfinite(v).any():
+                k = int(np.nanargmin(v))
+                e["best_epoch"], e["best_val_loss"] = e["first_epoch"] + k, float(v[k])
+        titles[row] = f"{row} (seed {seed})"
+    return loss_curves_figure([list(eps.values()) for eps in runs.values()], titles=list(titles.values()),
+                              ncols=min(4, len(runs)), title=f"{Path(path).parent.name}: loss per epoch (validation: the episode's datasets)")
 
 
 def write_episode_table(study: StudyConfig, out, path) -> None:
