@@ -2,7 +2,7 @@
 
     python benchmarks/recompute_results.py            # rewrite docs/results/*/tables.md and RESULTS.md's blocks
     python benchmarks/recompute_results.py --check    # change nothing; exit 1 when a table differs
-    python benchmarks/recompute_results.py --record benchmarks/real_nucls.yaml /work/runs/study19_real
+    python benchmarks/recompute_results.py --record benchmarks/real_nucls.yaml runs/real_nucls
                                                        # commit-ready record of a study's finished runs
 
 Each ``docs/results/NAME/`` holds ``per_seed.csv`` (every value of every row, seed and test),
