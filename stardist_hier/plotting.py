@@ -16,6 +16,8 @@ this module imports no matplotlib at all.
   every epoch across episodes (``evaluation: curve``; the paper's Figure 3), also as
   means over seeds.
 * :func:`pq_per_class_figure` plots PQ per class by convention (``stardist-hier evaluate``).
+* :func:`paired_curve_figure` plots two rows' scores against a design variable (a
+  target-size curve) beside their paired difference with its interval.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from .colors import OUTSIDE_COLOR, UNCERTAIN_COLOR, distinct_label_colors, node_
 from .colors import PALETTE as _DISTINCT
 
 __all__ = ["Panel", "label_colors", "node_colors", "render_overlay", "overlay_figure", "save_figure",
-           "loss_curves_figure", "validation_curve_figure", "pq_per_class_figure", "UNCLASSIFIED_COLOR"]
+           "loss_curves_figure", "validation_curve_figure", "pq_per_class_figure", "paired_curve_figure", "UNCLASSIFIED_COLOR"]
 
 #: Colour of nuclei without a class (segmentation-only models, unknown labels).
 UNCLASSIFIED_COLOR = (255, 255, 0)
@@ -513,4 +515,69 @@ def pq_per_class_figure(reports, class_reports):
     ax.set_ylabel("PQ")
     ax.set_title(title)
     ax.legend(fontsize="small")
+    return fig
+
+
+# ------------------------------------------------------------------ paired curves
+def paired_curve_figure(x, a, b, *, labels: Sequence[str] = ("a", "b"), xlabel: str = "", ylabel: str = "",
+                        level: float = 0.95, title: str | None = None):
+    """Two rows' scores against a design variable, and their paired difference.
+
+    Parameters
+    ----------
+    x : sequence of float
+        The design variable of every point (for example the number of target tiles).
+    a, b : sequence of array_like
+        Per point, the per-seed scores of the two rows, paired by position (seed).
+    labels : (str, str)
+        Names of ``a`` and ``b``.
+    level : float
+        Level of the paired *t* interval drawn around the mean difference.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left: mean ± sd over seeds of ``a`` and ``b`` (every seed as a faint dot).
+        Right: the mean of ``a - b`` with its paired *t* interval
+        (:func:`stardist_hier.metrics.paired.t_interval`) and a line at 0.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from .metrics.paired import t_interval
+
+    x = [float(v) for v in x]
+    a = [np.asarray(v, np.float64) for v in a]
+    b = [np.asarray(v, np.float64) for v in b]
+    if not (len(x) == len(a) == len(b)) or any(u.shape != v.shape for u, v in zip(a, b)):
+        raise ValueError("x, a and b must have one entry per point, and a and b the same seeds at each point")
+    fig = Figure(figsize=(9.0, 3.4 + (0.3 if title else 0)), layout="constrained")
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
+    cycle = [tuple(c / 255 for c in rgb) for rgb in _DISTINCT]
+    for k, (vals, name) in enumerate(((a, labels[0]), (b, labels[1]))):
+        c = cycle[k % len(cycle)]
+        for xi, v in zip(x, vals):
+            left.plot(np.full(len(v), xi) + (k - 0.5) * 0.6, v, ".", color=c, alpha=0.35, ms=4)
+        m = [float(v.mean()) for v in vals]
+        sd = [float(v.std(ddof=1)) if len(v) > 1 else 0.0 for v in vals]
+        left.errorbar(x, m, yerr=sd, fmt="-o", color=c, capsize=3, lw=1.4, label=name)
+    left.set_xlabel(xlabel)
+    left.set_ylabel(ylabel)
+    left.legend(fontsize=7, frameon=False)
+    left.grid(alpha=0.25)
+    d = [u - v for u, v in zip(a, b)]
+    mean = [float(v.mean()) for v in d]
+    ci = [t_interval(v, level=level) if len(v) > 1 else (np.nan, np.nan) for v in d]
+    lo = [m - c[0] for m, c in zip(mean, ci)]
+    hi = [c[1] - m for m, c in zip(mean, ci)]
+    right.axhline(0, color="0.3", lw=1, ls=":")
+    right.errorbar(x, mean, yerr=[lo, hi], fmt="-o", color="0.15", capsize=3, lw=1.4)
+    for xi, v in zip(x, d):
+        right.plot(np.full(len(v), xi), v, ".", color="0.4", alpha=0.35, ms=4)
+    right.set_xlabel(xlabel)
+    right.set_ylabel(f"{labels[0]} - {labels[1]} ({int(round(level * 100))}% paired t interval)")
+    right.grid(alpha=0.25)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig

@@ -281,3 +281,22 @@ def test_validation_curve_figure(tmp_path):
     ax_loss = fig.axes[0]
     data = [ln for ln in ax_loss.lines if ln not in vertical(ax_loss)]
     assert len(data) == 2 and np.allclose(data[0].get_ydata(), 2.1 - 0.1 * np.arange(1, 6))
+
+
+def test_paired_curve_figure_draws_the_difference_with_its_t_interval():
+    from stardist_hier.metrics.paired import t_interval
+    from stardist_hier.plotting import paired_curve_figure
+
+    rng = np.random.default_rng(0)
+    a = [rng.normal(0.3, 0.05, 6) for _ in range(3)]
+    b = [v - 0.02 + rng.normal(0, 0.02, 6) for v in a]
+    fig = paired_curve_figure([8, 24, 48], a, b, labels=("st", "t"), xlabel="tiles", ylabel="mPQ+")
+    right = fig.axes[1]
+    line = [ln for ln in right.get_lines() if ln.get_marker() == "o"][0]
+    np.testing.assert_allclose(np.asarray(line.get_ydata(), float), [float((u - v).mean()) for u, v in zip(a, b)])
+    # the error bar of the first point spans the paired t interval
+    bars = [c for c in right.collections if c.get_segments()][0].get_segments()
+    lo, hi = t_interval(a[0] - b[0])
+    np.testing.assert_allclose(sorted(bars[0][:, 1]), [lo, hi])
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_curve_figure([8], [a[0]], [b[0][:3]])
