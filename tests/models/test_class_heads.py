@@ -192,6 +192,12 @@ def test_experiment_config_checks_heads_and_reset():
     bad["episodes"][1]["reset_class_head"] = "yes"
     with pytest.raises(ConfigError, match="reset_class_head must be true or false"):
         load_config(bad)
+    warm = copy.deepcopy(ok)
+    warm["episodes"][1]["freeze_trunk"] = True
+    assert load_config(warm).episodes[1].freeze_trunk
+    warm["episodes"][1]["freeze_trunk"] = 1
+    with pytest.raises(ConfigError, match="freeze_trunk must be true or false"):
+        load_config(warm)
     bad = copy.deepcopy(ok)
     bad["model"]["hier_class_heads"] = ["consep", "consep"]
     with pytest.raises(ConfigError, match="hier_class_heads"):
