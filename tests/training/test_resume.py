@@ -222,7 +222,7 @@ def test_freeze_trunk_trains_only_the_class_head_and_survives_a_resume(two_datas
     assert all(l.trainable for l in m2.keras_model.layers)  # unfrozen after training
 
 
-def test_freeze_trunk_is_a_bool_in_experiment_configs():
+def test_freeze_trunk_is_read_from_configs_and_kept_out_of_old_fingerprints():
     from stardist_hier.training.schedule import Episode as E
 
     assert E.from_dict({"name": "w", "datasets": "A", "epochs": 1, "freeze_trunk": True}).freeze_trunk
