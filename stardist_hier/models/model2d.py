@@ -621,8 +621,11 @@ class StarDist2DHier(StarDist2D):
         """Freeze (``False``) or unfreeze (``True``) every layer but the last class layer(s).
 
         Used by episodes with ``freeze_trunk`` (a warm-up of a new class head); the
-        optimizer keeps one state slot per variable either way.
+        optimizer keeps one state slot per variable either way (the model is prepared for
+        training first, so that its optimizer is built on every variable).
         """
+        if not trainable:
+            self.ensure_prepared()
         compat.set_trunk_trainable(self.keras_model, trainable)
 
     def reset_class_head(self, seed=None):

@@ -202,3 +202,38 @@ def test_experiment_config_checks_heads_and_reset():
     bad["model"]["hier_class_heads"] = ["consep", "consep"]
     with pytest.raises(ConfigError, match="hier_class_heads"):
         load_config(bad)
+
+
+def test_frozen_trunk_trains_only_the_heads_of_a_multi_head_model(tmp_path, two_sets):
+    """``set_trunk_trainable(False)`` (episodes with ``freeze_trunk``) on a model with one head
+    per dataset: training on PanNuke images changes that head only; unfreezing trains the
+    trunk again with the same optimizer."""
+    from csbdeep.utils.tf import keras_import
+
+    from stardist_hier import StarDist2DHier
+    from tests.models.conftest import _tiny_config
+
+    keras_import("utils", "set_random_seed")(4)
+    (X, Y, Cl, _), _ = two_sets
+    m = StarDist2DHier(_tiny_config(hier_class_heads=HEADS, train_learning_rate=3e-3), name="m", basedir=str(tmp_path))
+    heads = {f"prob_class_{i}" for i in range(len(HEADS))}
+
+    def weights():
+        return {l.name: [w.copy() for w in l.get_weights()] for l in m.keras_model.layers if l.get_weights()}
+
+    def fit():
+        m.train(X[:6], Y[:6], (X[6:], Y[6:], Cl[6:], [TAX["pannuke"]] * 2), classes=Cl[:6],
+                label_sets=[TAX["pannuke"]] * 6, epochs=1, steps_per_epoch=2, verbose=0)
+
+    m.set_trunk_trainable(False)
+    n_opt = len(m.keras_model.optimizer.variables)
+    before = weights()
+    fit()
+    after = weights()
+    moved = {n for n in before if any(not np.array_equal(a, b) for a, b in zip(before[n], after[n]))}
+    assert moved == {"prob_class_0"}  # the PanNuke head; the CoNSeP head sees no sample, the trunk is frozen
+    m.set_trunk_trainable(True)
+    fit()
+    again = weights()
+    assert any(not np.array_equal(a, b) for n in after if n not in heads for a, b in zip(after[n], again[n]))
+    assert len(m.keras_model.optimizer.variables) == n_opt
