@@ -207,3 +207,22 @@ def test_rerun_with_other_settings_is_refused_before_anything_runs(tmp_path):
                                              r"steps_per_epoch.*same settings"):
         run_study(study, tmp_path, verbose=0)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_heads_per_dataset_with_a_test_only_dataset_run(tmp_path):
+    """A dataset no episode trains on (here with training tiles of its own, as in the shipped
+    studies) is not a training dataset: a model with one head per trained dataset runs, the
+    frozen-trunk warm-up episode included, and the test-only dataset is scored."""
+    from stardist_hier.training.experiment import run_experiment
+
+    c = copy.deepcopy(BASE)
+    c["datasets"]["M"] = {"source": "synthetic", "generator": "monusac", "n_tiles": 4, "size": 64,
+                          "split": {"train": 2, "val": 1, "test": 1}}
+    c["model"]["hier_class_heads"] = ["pannuke", "consep"]
+    c["episodes"] = [{"name": "pre", "datasets": "P", "epochs": 1},
+                     {"name": "warm", "datasets": "C", "epochs": 1, "freeze_trunk": True},
+                     {"name": "fine", "datasets": "C", "epochs": 1}]
+    c["tests"] = [{"name": "C-test", "dataset": "C"}, {"name": "M-test", "dataset": "M"}]
+    res = run_experiment(load_config(c), tmp_path / "run", verbose=0)
+    assert res["finished"] and [e["epochs_run"] for e in res["history"]["episodes"]] == [1, 1, 1]
+    assert {r["Test"] for r in res["results"]} == {"C-test", "M-test"}

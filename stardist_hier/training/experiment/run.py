@@ -61,8 +61,23 @@ def run_experiment(config, out=None, *, restart: bool = False, max_epochs: int |
         lock.release()
 
 
+def _trained_only(data, episodes):
+    """``data`` without the training images of datasets no episode trains on (kept for
+    validation and testing only: they are never sampled, and a model with one class head per
+    trained dataset has no head to encode them with). The trained datasets keep their order
+    and image indices when the untrained ones come after them."""
+    from ..data import MultiDataset
+    from ..schedule import trained_datasets
+
+    trained = set(trained_datasets(episodes))
+    if trained >= set(data.names):
+        return data
+    return MultiDataset({k: data.train[k] for k in data.names if k in trained}, data.val)
+
+
 def _run_locked(cfg, out, lock, *, restart, max_epochs, verbose) -> dict:
     data, tests = load_data(cfg, verbose=verbose)
+    fit_data = _trained_only(data, cfg.episodes)
 
     from ...models.model2d import Config2DHier, StarDist2DHier
     from ..augment import Augmenter, oversampling_weights, rare_images
@@ -82,7 +97,7 @@ def _run_locked(cfg, out, lock, *, restart, max_epochs, verbose) -> dict:
     # validate every label before training (raises naming the image), before the folder is touched
     model = StarDist2DHier(conf, name="model", basedir=None)
     try:
-        model.encode(data.X, data.Y, data.classes, data.label_sets, what="training")
+        model.encode(fit_data.X, fit_data.Y, fit_data.classes, fit_data.label_sets, what="training")
         for name, p in tests.items():
             what = f"dataset {name!r} test" if isinstance(name, str) else f"dataset {name[0]!r} test ({name[1]})"
             model.encode(p.X, p.Y, p.classes, p.label_sets, what=what, heads=False)
@@ -111,7 +126,7 @@ def _run_locked(cfg, out, lock, *, restart, max_epochs, verbose) -> dict:
     image_weights = None
     if training.oversample:
         o = training.oversample
-        rare = rare_images(data.classes, data.label_sets, threshold=float(o.get("threshold", 0.1)))
+        rare = rare_images(fit_data.classes, fit_data.label_sets, threshold=float(o.get("threshold", 0.1)))
         image_weights = oversampling_weights(rare, float(o.get("factor", 2.0)))
     augmenter = None
     if training.augment is not None:
@@ -135,7 +150,7 @@ def _run_locked(cfg, out, lock, *, restart, max_epochs, verbose) -> dict:
         # in StarDist's list, so after the episode callback and before its checkpoint (commit_callback)
         model.callbacks.append(curve_cb)
     try:
-        cb = train_episodes(model, data, cfg.episodes, steps_per_epoch=training.steps_per_epoch, seed=cfg.seed,
+        cb = train_episodes(model, fit_data, cfg.episodes, steps_per_epoch=training.steps_per_epoch, seed=cfg.seed,
                             augmenter=augmenter, image_weights=image_weights, history_path=out / "history.json",
                             checkpoint_dir=ck, resume=not restart, fingerprint=cfg.fingerprint, callbacks=extra,
                             verbose=verbose, on_episode_end=_chain(hooks),
