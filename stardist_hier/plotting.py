@@ -576,7 +576,8 @@ def paired_curve_figure(x, a, b, *, labels: Sequence[str] = ("a", "b"), xlabel: 
     for xi, v in zip(x, d):
         right.plot(np.full(len(v), xi), v, ".", color="0.4", alpha=0.35, ms=4)
     right.set_xlabel(xlabel)
-    right.set_ylabel(f"{labels[0]} - {labels[1]} ({int(round(level * 100))}% paired t interval)")
+    right.set_ylabel(f"{labels[0]} - {labels[1]}")
+    right.set_title(f"paired difference, mean and {int(round(level * 100))}% t interval", fontsize=9)
     right.grid(alpha=0.25)
     if title:
         fig.suptitle(title, fontsize=10)
