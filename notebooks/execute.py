@@ -10,7 +10,8 @@ so the machine's own kernel specs play no part. Before ``2_training`` runs, the 
 of an earlier run (``models/hier_two_datasets``) is removed, so that StarDist does not warn,
 with an absolute path, that it exists; before ``3_prediction`` its ``predictions/`` folder. When saving,
 TensorFlow's C++ start-up lines (absl's "All log messages before absl::InitializeLog()" and
-the oneDNN notice, which ``TF_CPP_MIN_LOG_LEVEL`` does not reach and which carry time stamps
+the oneDNN notice, and the CUDA stub's "Could not find cuda drivers" on a machine without a GPU,
+which ``TF_CPP_MIN_LOG_LEVEL`` does not reach and which carry time stamps
 and process ids) are dropped from the outputs, and so is nbclient's per-cell timing metadata.
 ``tests/test_notebooks.py`` checks the saved notebooks for both.
 """
@@ -35,7 +36,8 @@ from nbclient import NotebookClient
 HERE = Path(__file__).resolve().parent
 #: Outputs of a notebook (relative to this folder) removed before it runs.
 GENERATED = {"2_training.ipynb": "models/hier_two_datasets", "3_prediction.ipynb": "predictions"}
-NOISE = re.compile(r"All log messages before absl::InitializeLog\(\)|oneDNN custom operations are on")
+NOISE = re.compile(r"All log messages before absl::InitializeLog\(\)|oneDNN custom operations are on|"
+                   r"cudart_stub\.cc.*Could not find cuda drivers")
 
 
 def clean(nb):
@@ -60,7 +62,13 @@ def main(argv=None) -> int:
     ap.add_argument("notebooks", nargs="*", help="notebook files (default: every *.ipynb in this folder)")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per cell (default 1800)")
     args = ap.parse_args(argv)
-    paths = [Path(p).resolve() for p in args.notebooks] or sorted(HERE.glob("*.ipynb"))
+    # a bare name is looked up in this folder too (``python notebooks/execute.py 3_prediction.ipynb``)
+    paths = [(Path(p) if Path(p).is_file() or not (HERE / p).is_file() else HERE / p).resolve()
+             for p in args.notebooks] or sorted(HERE.glob("*.ipynb"))
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"execute.py: no such notebook: {', '.join(missing)}", file=sys.stderr)
+        return 2
     os.environ.pop("STARDIST_HIER_NOTEBOOK_SMALL", None)
     os.environ.pop("MPLBACKEND", None)
     with tempfile.TemporaryDirectory() as prefix:
